@@ -1,0 +1,102 @@
+package models
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Error is the body of every failed API or plugin call. Code equals the HTTP
+// status it travels with. JSON key order (Model, Key, Type, Messages, Code)
+// matches DRP's.
+type Error struct {
+	// Object is the object the error is about; never serialised.
+	Object any `json:"-"`
+	// Model is the object prefix, e.g. "machines".
+	Model string
+	// Key is the object key.
+	Key string
+	// Type says what kind of operation failed ("GET", "INVOKE", "ValidationError", ...).
+	Type string
+	// Messages holds one line per problem.
+	Messages []string
+	// Code is the HTTP status to use.
+	Code int
+}
+
+// NewError builds an Error with one formatted message.
+func NewError(typ string, code int, format string, args ...any) *Error {
+	e := &Error{Type: typ, Code: code}
+	e.Errorf(format, args...)
+	return e
+}
+
+// Errorf appends a formatted message.
+func (e *Error) Errorf(format string, args ...any) {
+	if len(args) == 0 {
+		e.Messages = append(e.Messages, format)
+		return
+	}
+	e.Messages = append(e.Messages, fmt.Sprintf(format, args...))
+}
+
+// AddError appends err: the messages of a *Error, or err.Error() otherwise.
+// A nil err is ignored.
+func (e *Error) AddError(err error) {
+	if err == nil {
+		return
+	}
+	if me, ok := err.(*Error); ok {
+		if me == nil {
+			return
+		}
+		e.Messages = append(e.Messages, me.Messages...)
+		return
+	}
+	e.Messages = append(e.Messages, err.Error())
+}
+
+// HasError returns e when it carries at least one message, nil otherwise, so
+// that a built-up Error can be returned as a plain error.
+func (e *Error) HasError() error {
+	if e == nil || len(e.Messages) == 0 {
+		return nil
+	}
+	return e
+}
+
+// Error renders DRP's string form "<Type>: <Model>/<Key>: <msg>".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Type)
+	b.WriteString(": ")
+	b.WriteString(e.Model)
+	if e.Key != "" {
+		b.WriteString("/")
+		b.WriteString(e.Key)
+	}
+	if len(e.Messages) > 0 {
+		b.WriteString(": ")
+		b.WriteString(strings.Join(e.Messages, "\n  "))
+	}
+	return b.String()
+}
+
+// MarshalJSON keeps Messages an array ([] rather than null only when set) and
+// the key order stable.
+func (e *Error) MarshalJSON() ([]byte, error) {
+	type plain Error
+	return json.Marshal((*plain)(e))
+}
+
+// AsError converts any error into a *Error, keeping an existing one and
+// wrapping others with the given type and code.
+func AsError(err error, typ string, code int) *Error {
+	if err == nil {
+		return nil
+	}
+	if me, ok := err.(*Error); ok {
+		return me
+	}
+	return NewError(typ, code, "%s", err.Error())
+}
