@@ -1,9 +1,7 @@
 // Package store is provisiond's persistence layer: a small transactional
 // key/value interface over named buckets, so that the API never depends on
-// the backend. The default backend is bbolt (embedded, crash safe); a
-// distributed backend such as etcd only has to implement Store.
-//
-// CONTRACT STUB: signatures agreed; implementation in progress.
+// the backend. The default backend is bbolt (embedded, crash safe; see
+// OpenBolt); a distributed backend such as etcd only has to implement Store.
 package store
 
 import (
@@ -13,6 +11,9 @@ import (
 
 // ErrLocked is returned by Open when another process holds the database.
 var ErrLocked = errors.New("store: database is locked by another process")
+
+// ErrReadOnly is returned by Put and Delete inside a View transaction.
+var ErrReadOnly = errors.New("store: write in a read-only transaction")
 
 // Tx is one transaction. Values must not be retained after the transaction
 // ends (copy them).
