@@ -3,12 +3,20 @@
 // fit are dropped and counted, so a slow or stuck subscriber never slows the
 // server or other subscribers.
 //
-// CONTRACT STUB: signatures agreed; implementation in progress.
+// The package has three parts: Bus (in-process fan-out), Filter/FilterSet
+// (DRP's "<type>.<action>.<key>" event filters, drp-protocol §5.8) and
+// WebsocketHandler (the /api/v3/ws endpoint built on the bus).
 package events
 
 import (
-	"github.com/provisionhq/provision/models"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/provisionhq/provision/models"
 )
 
 // Options configures a Bus.
@@ -16,34 +24,260 @@ type Options struct {
 	// Metrics, when set, receives the bus counters (events published,
 	// events dropped).
 	Metrics prometheus.Registerer
+	// Logger receives drop warnings and recovered match panics
+	// (default slog.Default()).
+	Logger *slog.Logger
 }
 
-// Bus fans events out to subscribers.
-type Bus struct{}
+// Metric names registered on Options.Metrics.
+const (
+	// MetricPublished counts events given to Publish.
+	MetricPublished = "provision_events_published_total"
+	// MetricDropped counts deliveries lost because a subscriber's queue
+	// was full.
+	MetricDropped = "provision_events_dropped_total"
+	// MetricSubscribers is the number of open subscriptions.
+	MetricSubscribers = "provision_events_subscribers"
+)
 
-// NewBus returns a ready bus.
-func NewBus(opts Options) *Bus { return &Bus{} }
+// Bus fans events out to subscribers. It is safe for concurrent use; the
+// zero Bus is not usable, build one with NewBus.
+type Bus struct {
+	log *slog.Logger
 
-// Publish delivers e to every matching subscriber without blocking.
-func (b *Bus) Publish(e models.Event) {}
+	mu   sync.RWMutex // guards subs; Publish holds it shared while sending
+	subs []*Subscription
 
-// Subscribe registers a subscriber with a queue of queueLen events; match
-// decides which events it wants (nil = all). name labels it in logs/metrics.
+	published atomic.Uint64
+	dropped   atomic.Uint64
+
+	mPublished  prometheus.Counter
+	mDropped    prometheus.Counter
+	mSubscribed prometheus.Gauge
+}
+
+// NewBus returns a ready bus. When opts.Metrics is set the counters are
+// registered there (an already registered identical collector is reused,
+// so several buses can share a registry); no global registry is touched.
+func NewBus(opts Options) *Bus {
+	b := &Bus{
+		log: opts.Logger,
+		mPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: MetricPublished,
+			Help: "Events published on the provisiond event bus.",
+		}),
+		mDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: MetricDropped,
+			Help: "Event deliveries dropped because a subscriber's queue was full.",
+		}),
+		mSubscribed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: MetricSubscribers,
+			Help: "Open event bus subscriptions (websocket connections included).",
+		}),
+	}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	if opts.Metrics != nil {
+		b.mPublished = registerOrReuse(opts.Metrics, b.mPublished, b.log)
+		b.mDropped = registerOrReuse(opts.Metrics, b.mDropped, b.log)
+		b.mSubscribed = registerOrReuse(opts.Metrics, b.mSubscribed, b.log)
+	}
+	return b
+}
+
+// registerOrReuse registers c, or returns the collector already registered
+// under the same description.
+func registerOrReuse[C prometheus.Collector](r prometheus.Registerer, c C, log *slog.Logger) C {
+	err := r.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	log.Warn("events: cannot register metric", "error", err)
+	return c
+}
+
+// envelope carries one published event to every subscriber. The JSON
+// encoding is computed at most once, by the first websocket writer that
+// needs it, and shared by all.
+type envelope struct {
+	ev   models.Event
+	once sync.Once
+	buf  []byte
+	err  error
+}
+
+// json returns the event's JSON encoding.
+func (e *envelope) json() ([]byte, error) {
+	e.once.Do(func() { e.buf, e.err = json.Marshal(&e.ev) })
+	return e.buf, e.err
+}
+
+// Publish delivers e to every matching subscriber without blocking. A
+// subscriber whose queue is full loses the event; the loss is counted on
+// the subscription, the bus and the dropped metric. Subscribers share e's
+// Object and Original: they must treat them as read-only.
+func (b *Bus) Publish(e models.Event) {
+	b.published.Add(1)
+	b.mPublished.Inc()
+	var env *envelope
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, s := range b.subs {
+		if !s.wants(&e) {
+			continue
+		}
+		if env == nil {
+			env = &envelope{ev: e}
+		}
+		if !s.offer(env) {
+			s.noteDrop()
+		}
+	}
+}
+
+// Subscribe registers a subscriber with a queue of queueLen events
+// (minimum 1); match decides which events it wants (nil = all) and must be
+// fast and must not block: it runs inside Publish. name labels it in logs.
 func (b *Bus) Subscribe(name string, queueLen int, match func(*models.Event) bool) *Subscription {
-	return &Subscription{}
+	s := b.newSubscription(name, match)
+	s.ch = make(chan models.Event, max(queueLen, 1))
+	b.add(s)
+	return s
 }
+
+// subscribeEnvelopes is Subscribe for the websocket writer: it receives the
+// shared envelopes so each event is JSON-encoded once for all connections.
+func (b *Bus) subscribeEnvelopes(name string, queueLen int, match func(*models.Event) bool) *Subscription {
+	s := b.newSubscription(name, match)
+	s.envs = make(chan *envelope, max(queueLen, 1))
+	b.add(s)
+	return s
+}
+
+func (b *Bus) newSubscription(name string, match func(*models.Event) bool) *Subscription {
+	return &Subscription{bus: b, name: name, match: match}
+}
+
+func (b *Bus) add(s *Subscription) {
+	b.mu.Lock()
+	b.subs = append(b.subs, s)
+	b.mu.Unlock()
+	b.mSubscribed.Inc()
+}
+
+// remove unsubscribes s and closes its channel; it reports whether s was
+// still subscribed.
+func (b *Bus) remove(s *Subscription) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, x := range b.subs {
+		if x == s {
+			// Copy so that a concurrent Publish, which holds the read
+			// lock, never sees a half-shifted slice (it cannot: we hold
+			// the write lock) and old backing arrays are not reused.
+			b.subs = append(b.subs[:i:i], b.subs[i+1:]...)
+			if s.ch != nil {
+				close(s.ch)
+			}
+			if s.envs != nil {
+				close(s.envs)
+			}
+			b.mSubscribed.Dec()
+			return true
+		}
+	}
+	return false
+}
+
+// Published is the total number of events given to Publish.
+func (b *Bus) Published() uint64 { return b.published.Load() }
 
 // Dropped is the total number of events dropped across subscribers.
-func (b *Bus) Dropped() uint64 { return 0 }
+func (b *Bus) Dropped() uint64 { return b.dropped.Load() }
+
+// Subscribers is the number of open subscriptions.
+func (b *Bus) Subscribers() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.subs)
+}
 
 // Subscription is one subscriber's queue.
-type Subscription struct{}
+type Subscription struct {
+	bus   *Bus
+	name  string
+	match func(*models.Event) bool
+
+	// Exactly one of ch (public subscribers) and envs (websocket
+	// connections) is set.
+	ch   chan models.Event
+	envs chan *envelope
+
+	dropped atomic.Uint64
+}
+
+// wants runs the subscriber's match function; a panicking match is logged
+// and treated as "no", so one bad subscriber cannot break Publish.
+func (s *Subscription) wants(e *models.Event) (ok bool) {
+	if s.match == nil {
+		return true
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.bus.log.Error("events: subscriber match panicked", "subscriber", s.name, "panic", r)
+			ok = false
+		}
+	}()
+	return s.match(e)
+}
+
+// offer queues env without blocking and reports whether it fit.
+func (s *Subscription) offer(env *envelope) bool {
+	if s.envs != nil {
+		select {
+		case s.envs <- env:
+			return true
+		default:
+			return false
+		}
+	}
+	select {
+	case s.ch <- env.ev:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Subscription) noteDrop() {
+	n := s.dropped.Add(1)
+	s.bus.dropped.Add(1)
+	s.bus.mDropped.Inc()
+	// Log the first drop and then every power of two, so a stuck
+	// subscriber is visible without flooding the log.
+	if n&(n-1) == 0 {
+		s.bus.log.Warn("events: subscriber queue full, dropping events", "subscriber", s.name, "dropped", n)
+	}
+}
+
+// Name is the label given at Subscribe.
+func (s *Subscription) Name() string { return s.name }
 
 // C delivers the subscriber's events; it is closed by Close.
-func (s *Subscription) C() <-chan models.Event { return nil }
+func (s *Subscription) C() <-chan models.Event { return s.ch }
 
 // Dropped is how many events this subscriber lost because its queue was full.
-func (s *Subscription) Dropped() uint64 { return 0 }
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 
-// Close unsubscribes.
-func (s *Subscription) Close() {}
+// Close unsubscribes and closes C. Events still queued can be drained from
+// C. Closing twice is harmless.
+func (s *Subscription) Close() {
+	s.bus.remove(s)
+}

@@ -1,0 +1,346 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/provisionhq/provision/models"
+)
+
+// Defaults for WSOptions fields left zero.
+const (
+	DefaultWSQueueLen     = 1000
+	DefaultWSWriteTimeout = 10 * time.Second
+	DefaultWSMaxFilters   = 1000
+	DefaultWSReadLimit    = 32 << 10
+)
+
+// AckType is the Type of the acknowledgement event the websocket sends for
+// every register/deregister request. DRP's Go client counts events of this
+// type to know its registrations were applied (drp-protocol §5.8).
+const AckType = "websocket"
+
+// WSOptions configures a WebsocketHandler.
+type WSOptions struct {
+	// QueueLen bounds each connection's queue of pending events
+	// (default DefaultWSQueueLen). Events that do not fit are dropped and
+	// counted on the bus.
+	QueueLen int
+	// WriteTimeout bounds one frame write (default DefaultWSWriteTimeout);
+	// a connection whose write stalls longer is closed, so a client that
+	// stops reading loses its connection instead of pinning resources.
+	WriteTimeout time.Duration
+	// MaxFilters bounds the filters one connection may register
+	// (default DefaultWSMaxFilters); further registers are acknowledged
+	// but ignored with a warning.
+	MaxFilters int
+	// ReadLimit bounds one client frame in bytes (default
+	// DefaultWSReadLimit); a larger frame closes the connection.
+	ReadLimit int64
+	// Authenticate, when set, lets the handler serve requests directly
+	// through ServeHTTP: it returns the principal name and the
+	// per-connection rights check, or a *models.Error (with Code set to
+	// the HTTP status) to refuse the request. Without it ServeHTTP refuses
+	// every request; the API layer normally authenticates itself and
+	// calls ServeWS.
+	Authenticate func(r *http.Request) (principal string, allow func(*models.Event) bool, err *models.Error)
+	// Logger receives connection warnings (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// WebsocketHandler serves DRP's event websocket (/api/v3/ws): clients send
+// text frames "register <filter>" and "deregister <filter>" and receive one
+// JSON models.Event per text frame for every published event that matches
+// one of their filters and that their rights allow. Each connection has its
+// own bounded queue on the bus, so a client that reads slowly or not at all
+// only loses its own events.
+type WebsocketHandler struct {
+	bus  *Bus
+	opts WSOptions
+	log  *slog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	conns  atomic.Int64
+}
+
+// NewWebsocketHandler returns a handler that streams events from bus.
+func NewWebsocketHandler(bus *Bus, opts WSOptions) *WebsocketHandler {
+	if opts.QueueLen <= 0 {
+		opts.QueueLen = DefaultWSQueueLen
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWSWriteTimeout
+	}
+	if opts.MaxFilters <= 0 {
+		opts.MaxFilters = DefaultWSMaxFilters
+	}
+	if opts.ReadLimit <= 0 {
+		opts.ReadLimit = DefaultWSReadLimit
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &WebsocketHandler{bus: bus, opts: opts, log: log, ctx: ctx, cancel: cancel}
+}
+
+// ServeHTTP authenticates the request with WSOptions.Authenticate and then
+// serves it like ServeWS. Without Authenticate it answers 500, so that an
+// unconfigured handler never streams events to anonymous clients.
+func (h *WebsocketHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.opts.Authenticate == nil {
+		writeError(w, models.NewError("API_ERROR", http.StatusInternalServerError,
+			"websocket authentication is not configured on this server"))
+		return
+	}
+	principal, allow, merr := h.opts.Authenticate(r)
+	if merr != nil {
+		if merr.Code == 0 {
+			merr.Code = http.StatusUnauthorized
+		}
+		writeError(w, merr)
+		return
+	}
+	h.ServeWS(w, r, principal, allow)
+}
+
+func writeError(w http.ResponseWriter, e *models.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Code)
+	_ = json.NewEncoder(w).Encode(e)
+}
+
+// Connections is the number of websocket connections being served.
+func (h *WebsocketHandler) Connections() int { return int(h.conns.Load()) }
+
+// Close ends every connection (with a "going away" close frame) and makes
+// later connections end at once. Use it at server shutdown:
+// http.Server.Shutdown does not track hijacked websocket connections. It
+// does not wait for the connections to finish.
+func (h *WebsocketHandler) Close() { h.cancel() }
+
+// ServeWS upgrades an already authenticated request to a websocket and
+// streams events until the client closes, the request context ends, the
+// handler is closed or a write stalls beyond WSOptions.WriteTimeout.
+// principal names the client in acknowledgements and logs; allow is the
+// connection's rights check, applied to every event before it is sent (nil
+// allows everything). allow runs on the connection's own goroutine, never
+// inside Bus.Publish, so a slow check cannot slow the bus.
+func (h *WebsocketHandler) ServeWS(w http.ResponseWriter, r *http.Request, principal string, allow func(*models.Event) bool) {
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// Any Origin is accepted on purpose: clients are CLIs and plugins,
+		// not browsers carrying ambient cookies, and every connection has
+		// already been authenticated by token/credentials in the request
+		// itself, so a cross-origin page gains nothing it could not do by
+		// presenting the token directly.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		// Accept has already written an HTTP error response.
+		h.log.Warn("websocket: upgrade failed", "principal", principal, "remote", r.RemoteAddr, "error", err)
+		return
+	}
+	c.SetReadLimit(h.opts.ReadLimit)
+	h.conns.Add(1)
+	defer h.conns.Add(-1)
+
+	conn := &wsConn{
+		h:          h,
+		c:          c,
+		principal:  principal,
+		remoteAddr: r.RemoteAddr,
+		allow:      allow,
+		acks:       make(chan models.Event, 16),
+		log:        h.log.With("principal", principal, "remote", r.RemoteAddr),
+	}
+	conn.run(r.Context())
+}
+
+// wsConn is one websocket connection.
+type wsConn struct {
+	h          *WebsocketHandler
+	c          *websocket.Conn
+	principal  string
+	remoteAddr string
+	allow      func(*models.Event) bool
+	filters    FilterSet
+	acks       chan models.Event
+	log        *slog.Logger
+}
+
+// run serves the connection until it ends. The reader goroutine handles
+// register/deregister requests; this goroutine is the only writer.
+func (w *wsConn) run(reqCtx context.Context) {
+	// life ends the stream: request context done or handler closed.
+	life, stopLife := context.WithCancel(reqCtx)
+	defer stopLife()
+	stopOnClose := context.AfterFunc(w.h.ctx, stopLife)
+	defer stopOnClose()
+
+	// ioCtx governs reads and writes. It is deliberately not derived from
+	// life's cancellation: cancelling a read or write context makes
+	// coder/websocket drop the TCP connection, and on shutdown we want to
+	// send a proper close frame first.
+	ioCtx, stopIO := context.WithCancel(context.WithoutCancel(reqCtx))
+	defer stopIO()
+
+	sub := w.h.bus.subscribeEnvelopes("websocket "+w.principal+"@"+w.remoteAddr, w.h.opts.QueueLen, w.filters.Match)
+	defer sub.Close()
+
+	readerDone := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(readerDone)
+		w.readLoop(ioCtx)
+	}()
+	defer wg.Wait()
+	defer stopIO() // runs before wg.Wait: unblocks the reader
+
+	for {
+		select {
+		case <-life.Done():
+			// Clean close; coder/websocket bounds the handshake (5 s
+			// each way) so a stuck client cannot hold us forever.
+			_ = w.c.Close(websocket.StatusGoingAway, "server closing event stream")
+			return
+		case <-readerDone:
+			// Client closed, sent something invalid, or went away.
+			_ = w.c.CloseNow()
+			return
+		case ack := <-w.acks:
+			if !w.writeEvent(ioCtx, &ack, nil) {
+				return
+			}
+		case env, ok := <-sub.envs:
+			if !ok {
+				_ = w.c.Close(websocket.StatusGoingAway, "event stream closed")
+				return
+			}
+			if !w.permitted(&env.ev) {
+				continue
+			}
+			if !w.writeEvent(ioCtx, &env.ev, env) {
+				return
+			}
+		}
+	}
+}
+
+// permitted applies the connection's rights check, treating a panic as a
+// denial.
+func (w *wsConn) permitted(e *models.Event) (ok bool) {
+	if w.allow == nil {
+		return true
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("websocket: rights check panicked", "panic", r)
+			ok = false
+		}
+	}()
+	return w.allow(e)
+}
+
+// writeEvent sends one event frame; env, when set, supplies the shared
+// encoding. It returns false (after closing the connection) if the
+// connection is unusable.
+func (w *wsConn) writeEvent(ioCtx context.Context, e *models.Event, env *envelope) bool {
+	var buf []byte
+	var err error
+	if env != nil {
+		buf, err = env.json()
+	} else {
+		buf, err = json.Marshal(e)
+	}
+	if err != nil {
+		w.log.Warn("websocket: cannot encode event, skipping it", "type", e.Type, "action", e.Action, "key", e.Key, "error", err)
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ioCtx, w.h.opts.WriteTimeout)
+	err = w.c.Write(ctx, websocket.MessageText, buf)
+	cancel()
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			w.log.Warn("websocket: client not reading, closing connection", "timeout", w.h.opts.WriteTimeout)
+		} else {
+			w.log.Debug("websocket: write failed", "error", err)
+		}
+		_ = w.c.CloseNow()
+		return false
+	}
+	return true
+}
+
+// readLoop handles client requests until the connection fails or ioCtx ends.
+func (w *wsConn) readLoop(ioCtx context.Context) {
+	for {
+		typ, data, err := w.c.Read(ioCtx)
+		if err != nil {
+			if s := websocket.CloseStatus(err); s != websocket.StatusNormalClosure && s != websocket.StatusGoingAway && ioCtx.Err() == nil {
+				w.log.Debug("websocket: read ended", "error", err)
+			}
+			return
+		}
+		if typ != websocket.MessageText {
+			w.log.Warn("websocket: ignoring non-text frame", "type", typ.String())
+			continue
+		}
+		if !w.handle(ioCtx, string(data)) {
+			return
+		}
+	}
+}
+
+// handle applies one client request and queues its acknowledgement. It
+// returns false when ioCtx ended while waiting to queue.
+func (w *wsConn) handle(ioCtx context.Context, msg string) bool {
+	cmd, arg, _ := strings.Cut(strings.TrimSpace(msg), " ")
+	arg = strings.TrimSpace(arg)
+	switch cmd {
+	case "register", "deregister":
+	default:
+		w.log.Warn("websocket: ignoring unknown request; want \"register <filter>\" or \"deregister <filter>\"", "request", truncate(msg, 80))
+		return true
+	}
+	f, err := ParseFilter(arg)
+	switch {
+	case err != nil:
+		w.log.Warn("websocket: bad filter", "request", cmd, "error", err)
+	case cmd == "register":
+		if w.filters.Len() >= w.h.opts.MaxFilters {
+			w.log.Warn("websocket: too many filters, ignoring register", "filter", truncate(arg, 80), "max", w.h.opts.MaxFilters)
+		} else {
+			w.filters.Register(f)
+		}
+	default:
+		w.filters.Deregister(f)
+	}
+	// Acknowledge every request, applied or not: DRP's client waits for
+	// one "websocket" event per request it sends.
+	ack := models.Event{Time: time.Now().UTC(), Type: AckType, Action: cmd, Key: arg, Principal: w.principal}
+	select {
+	case w.acks <- ack:
+		return true
+	case <-ioCtx.Done():
+		return false
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
