@@ -1,0 +1,438 @@
+// Package native is the ipmi plugin's default driver (ipmi/mode "native"):
+// IPMI v2.0 RMCP+ (or v1.5 LAN on request) spoken in-process with
+// github.com/bougou/go-ipmi/pkg/client. There is no process per call and the
+// credentials never appear on a command line. Sessions are kept per BMC and
+// credentials for a short idle period, so polling powerstatus costs one
+// request/response instead of a session handshake, and are closed when idle
+// or when the driver is closed.
+package native
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	ipmi "github.com/bougou/go-ipmi/pkg/client"
+	"github.com/bougou/go-ipmi/pkg/command/chassis"
+	"github.com/bougou/go-ipmi/pkg/types"
+
+	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/plugins/ipmi/internal/bmc"
+)
+
+// Mode is the ipmi/mode value served by this driver.
+const Mode = "native"
+
+// DefaultPort is the IPMI LAN port used when ipmi/port-ipmitool is 0.
+const DefaultPort = 623
+
+// Options tunes the driver; zero values get sensible defaults.
+type Options struct {
+	// Timeout is how long one UDP exchange waits for the BMC (default 2s).
+	Timeout time.Duration
+	// Retries is how many times an unanswered exchange is re-sent (default 2).
+	Retries int
+	// IdleTTL is how long an unused session stays open (default 20s; the
+	// IPMI session inactivity timeout is typically 60s).
+	IdleTTL time.Duration
+	// Logger receives debug messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Driver is the native IPMI driver. It is safe for concurrent use.
+type Driver struct {
+	opts Options
+
+	mu       sync.Mutex
+	sessions map[sessionKey]*session
+	closed   bool
+}
+
+// New returns a driver; call Close to end its sessions.
+func New(opts Options) *Driver {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if opts.Retries < 0 {
+		opts.Retries = 0
+	} else if opts.Retries == 0 {
+		opts.Retries = 2
+	}
+	if opts.IdleTTL <= 0 {
+		opts.IdleTTL = 20 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Driver{opts: opts, sessions: map[sessionKey]*session{}}
+}
+
+// Mode implements bmc.Driver.
+func (d *Driver) Mode() string { return Mode }
+
+// OpenSessions reports how many BMC sessions are currently open.
+func (d *Driver) OpenSessions() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, s := range d.sessions {
+		s.mu.Lock()
+		if s.c != nil {
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Close ends every open session and makes later calls fail.
+func (d *Driver) Close() {
+	d.mu.Lock()
+	d.closed = true
+	all := make([]*session, 0, len(d.sessions))
+	for k, s := range d.sessions {
+		all = append(all, s)
+		delete(d.sessions, k)
+	}
+	d.mu.Unlock()
+	for _, s := range all {
+		s.mu.Lock()
+		s.dead = true
+		s.closeLocked(d.opts.Timeout)
+		s.mu.Unlock()
+	}
+}
+
+// Do implements bmc.Driver.
+func (d *Driver) Do(ctx context.Context, req *bmc.Request) (any, *models.Error) {
+	op, ok := operations[req.Command]
+	if !ok {
+		return nil, bmc.NotImplemented(Mode, req.Command, "IPMI has no equivalent; use ipmi/mode redfish")
+	}
+	var out any
+	err := d.withSession(ctx, req.Target, func(c *ipmi.Client) error {
+		var err error
+		out, err = op(ctx, c, req)
+		return err
+	})
+	if err != nil {
+		return nil, classify(ctx, req.Target, err)
+	}
+	return out, nil
+}
+
+type operation func(ctx context.Context, c *ipmi.Client, req *bmc.Request) (any, error)
+
+var operations = map[string]operation{
+	bmc.PowerStatus:   powerStatus,
+	bmc.PowerOn:       control(chassis.ChassisControlPowerUp, "Chassis Power Control: Up/On"),
+	bmc.PowerOff:      control(chassis.ChassisControlPowerDown, "Chassis Power Control: Down/Off"),
+	bmc.PowerCycle:    powerCycle,
+	bmc.NextBootPXE:   bootDevice(types.BootDeviceSelectorForcePXE, "pxe", false),
+	bmc.NextBootDisk:  bootDevice(types.BootDeviceSelectorForceHardDrive, "disk", false),
+	bmc.NextBootCD:    bootDevice(types.BootDeviceSelectorForceCDROM, "cdrom", false),
+	bmc.ForceBootPXE:  bootDevice(types.BootDeviceSelectorForcePXE, "pxe", true),
+	bmc.ForceBootDisk: bootDevice(types.BootDeviceSelectorForceHardDrive, "disk", true),
+	bmc.Identify:      identify,
+}
+
+func powerStatus(ctx context.Context, c *ipmi.Client, _ *bmc.Request) (any, error) {
+	st, err := c.GetChassisStatus(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("get chassis status: %w", err)
+	}
+	if st.PowerIsOn {
+		return bmc.PowerState{Power: "on", Raw: "Chassis Power is on"}, nil
+	}
+	return bmc.PowerState{Power: "off", Raw: "Chassis Power is off"}, nil
+}
+
+func control(ctl chassis.ChassisControl, text string) operation {
+	return func(ctx context.Context, c *ipmi.Client, _ *bmc.Request) (any, error) {
+		if _, err := c.ChassisControl(ctx, ctl); err != nil {
+			return nil, fmt.Errorf("chassis control %d: %w", ctl, err)
+		}
+		return text, nil
+	}
+}
+
+// powerCycle cycles a running system and powers on a stopped one (a power
+// cycle of a powered-off chassis is refused by most BMCs, and "cycle the
+// rack" means "make every machine boot").
+func powerCycle(ctx context.Context, c *ipmi.Client, req *bmc.Request) (any, error) {
+	st, err := c.GetChassisStatus(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("get chassis status: %w", err)
+	}
+	if !st.PowerIsOn {
+		return control(chassis.ChassisControlPowerUp, "Chassis Power Control: Up/On (was off)")(ctx, c, req)
+	}
+	return control(chassis.ChassisControlPowerCycle, "Chassis Power Control: Cycle")(ctx, c, req)
+}
+
+// bootDevice writes what DRP's ipmitool sequence intended: keep the boot
+// flags valid across power-up, reset, watchdog and the 60 s timeout (boot
+// option parameter #3), then set the boot flags (#5) with the device, the
+// persistence (force* actions) and EFI when detected-bios-mode is uefi.
+func bootDevice(dev types.BootDeviceSelector, name string, persistent bool) operation {
+	return func(ctx context.Context, c *ipmi.Client, req *bmc.Request) (any, error) {
+		keep := &types.BootOptionParam_BMCBootFlagValidBitClear{
+			DontClearOnCommandReceivedTimeout:       true,
+			DontClearOnWatchdogTimeout:              true,
+			DontClearOnResetPushButtonOrSoftReset:   true,
+			DontClearOnPowerUpPushButtonOrWakeEvent: true,
+		}
+		if err := c.SetSystemBootOptionsParamFor(ctx, keep); err != nil {
+			return nil, fmt.Errorf("set boot flag valid bit clearing: %w", err)
+		}
+		flags := &types.BootOptionParam_BootFlags{
+			BootFlagsValid:     true,
+			Persist:            persistent,
+			BIOSBootType:       types.BIOSBootType(req.UEFI()),
+			BootDeviceSelector: dev,
+		}
+		if err := c.SetSystemBootOptionsParamFor(ctx, flags); err != nil {
+			return nil, fmt.Errorf("set boot flags: %w", err)
+		}
+		return "Set Boot Device to " + name, nil
+	}
+}
+
+// identify blinks for IdentifySeconds (capped at the protocol's 255) or,
+// when it is <= 0, turns identify on until told otherwise.
+func identify(ctx context.Context, c *ipmi.Client, req *bmc.Request) (any, error) {
+	secs := req.IdentifySeconds
+	if secs <= 0 {
+		if _, err := c.ChassisIdentify(ctx, 0, true); err != nil {
+			return nil, fmt.Errorf("chassis identify force: %w", err)
+		}
+		return "Chassis identify interval: indefinite", nil
+	}
+	if secs > 255 {
+		secs = 255
+	}
+	if _, err := c.ChassisIdentify(ctx, uint8(secs), false); err != nil {
+		return nil, fmt.Errorf("chassis identify: %w", err)
+	}
+	return fmt.Sprintf("Chassis identify interval: %d seconds", secs), nil
+}
+
+// classify maps a go-ipmi error to the plugin's error codes. go-ipmi joins
+// the per-cipher-suite handshake errors with %v, so authentication failures
+// are recognised by their text as well as by type.
+func classify(ctx context.Context, t bmc.Target, err error) *models.Error {
+	msg := err.Error()
+	var rs *types.RmcpStatusError
+	if errors.As(err, &rs) {
+		switch rs.StatusCode() {
+		case types.RmcpStatusCodeUnauthorizedName, types.RmcpStatusCodeInvalidIntegrityCheckValue,
+			types.RmcpStatusCodeInvalidRole, types.RmcpStatusCodeUnauthorizedRoleOfPriLevel:
+			return bmc.Unauthorized(t, msg)
+		}
+		return bmc.BMCFailed(t, msg)
+	}
+	if errors.Is(err, ipmi.ErrRAKPAuthentication) || containsAny(msg, authMarkers) {
+		return bmc.Unauthorized(t, msg)
+	}
+	if re, ok := types.IsResponseError(err); ok {
+		if errors.As(err, new(*loginError)) && containsAny(msg, loginSteps) {
+			// The BMC answered the login itself with an error: it refused
+			// the user, the password or the privilege level.
+			return bmc.Unauthorized(t, msg)
+		}
+		return bmc.BMCFailed(t, fmt.Sprintf("completion code %#02x: %s", uint8(re.CompletionCode()), msg))
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(msg, "connection refused") {
+		return bmc.NoAnswer(t, "nothing answers IPMI on that port (connection refused)")
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) ||
+		containsAny(msg, timeoutMarkers) {
+		return bmc.NoAnswer(t, msg)
+	}
+	return bmc.BMCFailed(t, msg)
+}
+
+var authMarkers = []string{
+	"RAKP authentication failed",
+	"unauthorized name",
+	"invalid integrity check value",
+	"Unauthorized name",
+	"Invalid integrity check value",
+}
+
+// loginSteps are the session-establishment commands whose error completion
+// codes mean the BMC refused the login.
+var loginSteps = []string{"GetSessionChallenge failed", "ActivateSession failed", "SetSessionPrivilegeLevel"}
+
+// loginError marks an error that happened while opening the session.
+type loginError struct{ err error }
+
+func (e *loginError) Error() string { return "open IPMI session: " + e.err.Error() }
+func (e *loginError) Unwrap() error { return e.err }
+
+var timeoutMarkers = []string{"timed out", "deadline exceeded", "no matching IPMI response", "no UDP datagram matched", "i/o timeout"}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionKey identifies a reusable session: one BMC, one set of credentials.
+// The password is kept only as a digest.
+type sessionKey struct {
+	hostPort string
+	user     string
+	pass     [sha256.Size]byte
+	lan15    bool
+}
+
+// session is one pooled go-ipmi client; mu serialises its use.
+type session struct {
+	mu       sync.Mutex
+	c        *ipmi.Client
+	lastUsed time.Time
+	timer    *time.Timer
+	dead     bool
+}
+
+// closeLocked closes the client (bounded by timeout) and stops the timer.
+func (s *session) closeLocked(timeout time.Duration) {
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	if s.c == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = s.c.Close(ctx)
+	s.c = nil
+}
+
+// withSession runs fn on a session to t, reusing an open one. When fn fails
+// on a reused session without an answer from the BMC (it may have expired
+// the session) it reconnects and tries once more.
+func (d *Driver) withSession(ctx context.Context, t bmc.Target, fn func(*ipmi.Client) error) error {
+	key := sessionKey{hostPort: t.HostPort(DefaultPort), user: t.Username, pass: sha256.Sum256([]byte(t.Password)), lan15: t.LAN15}
+	for {
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return errors.New("native IPMI driver is closed")
+		}
+		s := d.sessions[key]
+		if s == nil {
+			s = &session{}
+			d.sessions[key] = s
+		}
+		d.mu.Unlock()
+
+		s.mu.Lock()
+		if s.dead {
+			s.mu.Unlock()
+			continue // removed by the idle closer; take a fresh entry
+		}
+		err := d.runLocked(ctx, s, t, fn)
+		s.mu.Unlock()
+		return err
+	}
+}
+
+func (d *Driver) runLocked(ctx context.Context, s *session, t bmc.Target, fn func(*ipmi.Client) error) error {
+	reused := s.c != nil
+	if s.c == nil {
+		if err := d.connectLocked(ctx, s, t); err != nil {
+			d.forget(s, t)
+			return err
+		}
+	}
+	err := fn(s.c)
+	if err != nil && reused && ctx.Err() == nil {
+		if _, answered := types.IsResponseError(err); !answered {
+			d.opts.Logger.Debug("reconnecting IPMI session after a failure on a reused session", "bmc", t, "error", err)
+			s.closeLocked(d.opts.Timeout)
+			if cerr := d.connectLocked(ctx, s, t); cerr != nil {
+				d.forget(s, t)
+				return cerr
+			}
+			err = fn(s.c)
+		}
+	}
+	if err != nil {
+		if _, answered := types.IsResponseError(err); !answered {
+			// The session state is unknown: do not reuse it.
+			s.closeLocked(d.opts.Timeout)
+			d.forget(s, t)
+			return err
+		}
+	}
+	s.lastUsed = time.Now()
+	d.armIdleTimer(s, t)
+	return err
+}
+
+func (d *Driver) connectLocked(ctx context.Context, s *session, t bmc.Target) error {
+	port := t.Port
+	if port == 0 {
+		port = DefaultPort
+	}
+	c, err := ipmi.NewClient(t.Address, port, t.Username, t.Password)
+	if err != nil {
+		return fmt.Errorf("new IPMI client: %w", err)
+	}
+	c.WithTimeout(d.opts.Timeout).WithRetry(d.opts.Retries)
+	if t.LAN15 {
+		c.WithInterface(ipmi.InterfaceLan)
+	}
+	if err := c.Connect(ctx); err != nil {
+		// Release the UDP socket without waiting for a BMC that failed us.
+		cctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = c.Close(cctx)
+		return &loginError{err: err}
+	}
+	s.c = c
+	return nil
+}
+
+// forget removes s from the pool (it has no open client).
+func (d *Driver) forget(s *session, t bmc.Target) {
+	s.dead = true
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, v := range d.sessions {
+		if v == s {
+			delete(d.sessions, k)
+		}
+	}
+}
+
+// armIdleTimer (re)starts the timer that closes s after IdleTTL unused.
+func (d *Driver) armIdleTimer(s *session, t bmc.Target) {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.timer = time.AfterFunc(d.opts.IdleTTL, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.dead || s.c == nil || time.Since(s.lastUsed) < d.opts.IdleTTL {
+			return
+		}
+		d.opts.Logger.Debug("closing idle IPMI session", "bmc", t)
+		s.closeLocked(d.opts.Timeout)
+		d.forget(s, t)
+	})
+}

@@ -1,0 +1,280 @@
+package native
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bougou/go-ipmi/pkg/types"
+
+	"github.com/provisionhq/provision/plugins/ipmi/internal/bmc"
+	"github.com/provisionhq/provision/plugins/ipmi/internal/bmcsim"
+)
+
+func startSim(t *testing.T, opts bmcsim.Options) *bmcsim.BMC {
+	t.Helper()
+	s, err := bmcsim.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func newDriver(t *testing.T, opts Options) *Driver {
+	t.Helper()
+	d := New(opts)
+	t.Cleanup(d.Close)
+	return d
+}
+
+func target(s *bmcsim.BMC) bmc.Target {
+	return bmc.Target{Address: s.Host, Port: s.Port, Username: "ADMIN", Password: "ADMIN"}
+}
+
+func do(t *testing.T, d *Driver, req *bmc.Request) any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := d.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: %v", req.Command, err)
+	}
+	return out
+}
+
+func TestPower(t *testing.T) {
+	s := startSim(t, bmcsim.Options{})
+	d := newDriver(t, Options{})
+	tg := target(s)
+
+	if got := do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: tg}); got != (bmc.PowerState{Power: "off", Raw: "Chassis Power is off"}) {
+		t.Fatalf("powerstatus = %#v", got)
+	}
+	do(t, d, &bmc.Request{Command: bmc.PowerOn, Target: tg})
+	if !s.Chassis.On() {
+		t.Fatal("poweron did not power the chassis on")
+	}
+	if got := do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: tg}).(bmc.PowerState); got.Power != "on" {
+		t.Fatalf("powerstatus after poweron = %#v", got)
+	}
+	do(t, d, &bmc.Request{Command: bmc.PowerCycle, Target: tg})
+	if s.Chassis.PowerCycles() != 1 || !s.Chassis.On() {
+		t.Fatalf("powercycle: cycles=%d on=%v", s.Chassis.PowerCycles(), s.Chassis.On())
+	}
+	do(t, d, &bmc.Request{Command: bmc.PowerOff, Target: tg})
+	if s.Chassis.On() {
+		t.Fatal("poweroff left the chassis on")
+	}
+	// Cycling a stopped machine powers it on instead of failing.
+	if got := do(t, d, &bmc.Request{Command: bmc.PowerCycle, Target: tg}); !strings.Contains(got.(string), "was off") {
+		t.Fatalf("powercycle of an off machine = %v", got)
+	}
+	if !s.Chassis.On() || s.Chassis.PowerCycles() != 1 {
+		t.Fatalf("powercycle of an off machine: on=%v cycles=%d", s.Chassis.On(), s.Chassis.PowerCycles())
+	}
+	// All of that went over one session.
+	if n := s.Count(types.CommandGetChannelAuthCapabilities); n != 1 {
+		t.Fatalf("expected one session handshake, saw %d", n)
+	}
+	if d.OpenSessions() != 1 {
+		t.Fatalf("open sessions = %d", d.OpenSessions())
+	}
+}
+
+func TestBootDevice(t *testing.T) {
+	s := startSim(t, bmcsim.Options{})
+	d := newDriver(t, Options{})
+	tg := target(s)
+	cases := []struct {
+		cmd, bios       string
+		dev             types.BootDeviceSelector
+		persistent, efi bool
+	}{
+		{bmc.NextBootPXE, "legacy", types.BootDeviceSelectorForcePXE, false, false},
+		{bmc.NextBootPXE, "uefi", types.BootDeviceSelectorForcePXE, false, true},
+		{bmc.NextBootDisk, "legacy", types.BootDeviceSelectorForceHardDrive, false, false},
+		{bmc.NextBootDisk, "uefi", types.BootDeviceSelectorForceHardDrive, false, true},
+		{bmc.NextBootCD, "uefi", types.BootDeviceSelectorForceCDROM, false, true},
+		{bmc.ForceBootPXE, "legacy", types.BootDeviceSelectorForcePXE, true, false},
+		{bmc.ForceBootPXE, "uefi", types.BootDeviceSelectorForcePXE, true, true},
+		{bmc.ForceBootDisk, "legacy", types.BootDeviceSelectorForceHardDrive, true, false},
+		{bmc.ForceBootDisk, "uefi", types.BootDeviceSelectorForceHardDrive, true, true},
+	}
+	for _, c := range cases {
+		t.Run(c.cmd+"-"+c.bios, func(t *testing.T) {
+			s.Chassis.Reset()
+			do(t, d, &bmc.Request{Command: c.cmd, Target: tg, BIOSMode: c.bios})
+			f, ok := s.Chassis.BootFlags()
+			if !ok {
+				t.Fatal("no boot flags written")
+			}
+			want := bmcsim.BootFlags{Valid: true, Persistent: c.persistent, EFI: c.efi, Device: c.dev}
+			if f != want {
+				t.Fatalf("boot flags = %+v, want %+v", f, want)
+			}
+			b, ok := s.Chassis.ValidBitClear()
+			if !ok {
+				t.Fatal("valid bit clearing (param 3) not written")
+			}
+			var p types.BootOptionParam_BMCBootFlagValidBitClear
+			if err := p.Unpack([]byte{b}); err != nil {
+				t.Fatal(err)
+			}
+			if !p.DontClearOnPowerUpPushButtonOrWakeEvent || !p.DontClearOnResetPushButtonOrSoftReset ||
+				!p.DontClearOnWatchdogTimeout || !p.DontClearOnCommandReceivedTimeout || p.DontClearOnResetPEFOrPowerCyclePEF {
+				t.Fatalf("valid bit clearing = %+v", p)
+			}
+		})
+	}
+}
+
+func TestIdentify(t *testing.T) {
+	s := startSim(t, bmcsim.Options{})
+	d := newDriver(t, Options{})
+	tg := target(s)
+	cases := []struct {
+		secs      int
+		wantSecs  int
+		wantForce bool
+	}{{30, 30, false}, {0, 0, true}, {-1, 0, true}, {1000, 255, false}}
+	for _, c := range cases {
+		s.Chassis.Reset()
+		do(t, d, &bmc.Request{Command: bmc.Identify, Target: tg, IdentifySeconds: c.secs})
+		id, ok := s.Chassis.LastIdentify()
+		if !ok {
+			t.Fatalf("identify %d: no request reached the BMC", c.secs)
+		}
+		if id.Force != c.wantForce || (!c.wantForce && id.Seconds != c.wantSecs) {
+			t.Fatalf("identify %d: BMC saw %+v", c.secs, id)
+		}
+	}
+}
+
+func TestLAN15(t *testing.T) {
+	s := startSim(t, bmcsim.Options{PoweredOn: true})
+	d := newDriver(t, Options{})
+	tg := target(s)
+	tg.LAN15 = true
+	if got := do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: tg}).(bmc.PowerState); got.Power != "on" {
+		t.Fatalf("powerstatus over v1.5 = %#v", got)
+	}
+	do(t, d, &bmc.Request{Command: bmc.PowerOff, Target: tg})
+	if s.Chassis.On() {
+		t.Fatal("poweroff over v1.5 left the chassis on")
+	}
+}
+
+func TestWrongCredentials(t *testing.T) {
+	s := startSim(t, bmcsim.Options{PoweredOn: true})
+	d := newDriver(t, Options{Timeout: 500 * time.Millisecond, Retries: 1})
+	for _, tg := range []bmc.Target{
+		{Address: s.Host, Port: s.Port, Username: "ADMIN", Password: "wrong"},
+		{Address: s.Host, Port: s.Port, Username: "nobody", Password: "ADMIN"},
+		{Address: s.Host, Port: s.Port, Username: "ADMIN", Password: "wrong", LAN15: true},
+	} {
+		_, err := d.Do(context.Background(), &bmc.Request{Command: bmc.PowerOff, Target: tg})
+		if err == nil || err.Code != 401 {
+			t.Fatalf("%v: want 401, got %v", tg, err)
+		}
+		if strings.Contains(err.Error(), "wrong") {
+			t.Fatalf("error leaks the password: %v", err)
+		}
+	}
+	if !s.Chassis.On() {
+		t.Fatal("a refused request changed the power state")
+	}
+	if d.OpenSessions() != 0 {
+		t.Fatalf("failed logins left %d sessions", d.OpenSessions())
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	d := newDriver(t, Options{Timeout: 200 * time.Millisecond, Retries: 1})
+	// A UDP socket that never answers: the driver must give up with a 504.
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	port := silent.LocalAddr().(*net.UDPAddr).Port
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, merr := d.Do(ctx, &bmc.Request{Command: bmc.PowerStatus, Target: bmc.Target{Address: "127.0.0.1", Port: port, Username: "ADMIN", Password: "ADMIN"}})
+	if merr == nil || merr.Code != 504 {
+		t.Fatalf("silent BMC: want 504, got %v", merr)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the driver did not give up on its own before the action deadline")
+	}
+	// A closed port answers with ICMP port unreachable.
+	silent.Close()
+	_, merr = d.Do(ctx, &bmc.Request{Command: bmc.PowerStatus, Target: bmc.Target{Address: "127.0.0.1", Port: port, Username: "ADMIN", Password: "ADMIN"}})
+	if merr == nil || merr.Code != 504 {
+		t.Fatalf("closed port: want 504, got %v", merr)
+	}
+	// The caller's deadline bounds the action too.
+	silent2, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent2.Close()
+	slow := newDriver(t, Options{Timeout: time.Minute, Retries: 5})
+	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	_, merr = slow.Do(short, &bmc.Request{Command: bmc.PowerStatus, Target: bmc.Target{Address: "127.0.0.1", Port: silent2.LocalAddr().(*net.UDPAddr).Port, Username: "ADMIN", Password: "ADMIN"}})
+	if merr == nil || merr.Code != 504 {
+		t.Fatalf("deadline: want 504, got %v", merr)
+	}
+}
+
+func TestCompletionCodeError(t *testing.T) {
+	s := startSim(t, bmcsim.Options{})
+	d := newDriver(t, Options{})
+	tg := target(s)
+	s.FailWith(types.CommandChassisControl, types.CompletionCode(0xC0)) // node busy
+	_, err := d.Do(context.Background(), &bmc.Request{Command: bmc.PowerOn, Target: tg})
+	if err == nil || err.Code != 502 || !strings.Contains(err.Error(), "0xc0") {
+		t.Fatalf("want 502 naming cc 0xc0, got %v", err)
+	}
+	if s.Chassis.On() {
+		t.Fatal("refused poweron changed state")
+	}
+	// An answered error keeps the session, and the next call works.
+	s.FailWith(types.CommandChassisControl, types.CodeOK)
+	do(t, d, &bmc.Request{Command: bmc.PowerOn, Target: tg})
+	if !s.Chassis.On() {
+		t.Fatal("poweron after the error did not work")
+	}
+	if n := s.Count(types.CommandGetChannelAuthCapabilities); n != 1 {
+		t.Fatalf("session was not reused after an answered error: %d handshakes", n)
+	}
+}
+
+func TestIdleSessionClosed(t *testing.T) {
+	s := startSim(t, bmcsim.Options{})
+	d := newDriver(t, Options{IdleTTL: 50 * time.Millisecond})
+	do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: target(s)})
+	deadline := time.Now().Add(10 * time.Second)
+	for d.OpenSessions() != 0 || s.Sessions() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle session not closed: driver=%d bmc=%d", d.OpenSessions(), s.Sessions())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A new call opens a new session.
+	do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: target(s)})
+	if n := s.Count(types.CommandGetChannelAuthCapabilities); n != 2 {
+		t.Fatalf("handshakes = %d, want 2", n)
+	}
+}
+
+func TestUnsupportedCommand(t *testing.T) {
+	d := newDriver(t, Options{})
+	_, err := d.Do(context.Background(), &bmc.Request{Command: bmc.GetBios, Mode: Mode, Target: bmc.Target{Address: "127.0.0.1"}})
+	if err == nil || err.Code != 501 || !strings.Contains(err.Error(), "native") || !strings.Contains(err.Error(), "getBios") {
+		t.Fatalf("want 501 naming mode and action, got %v", err)
+	}
+}
