@@ -1,0 +1,5 @@
+package slackplugin
+
+import "io/fs"
+
+func fsReadFile(name string) ([]byte, error) { return fs.ReadFile(Content(), name) }
