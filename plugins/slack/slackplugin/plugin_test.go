@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/pluginsdk/content"
 	"gopkg.in/yaml.v3"
 )
 
@@ -405,8 +406,16 @@ func TestContentPack(t *testing.T) {
 	if d := params[ParamTemplate]["Schema"].(map[string]any)["default"]; d != DefaultTemplate {
 		t.Errorf("slack/template default %q differs from DefaultTemplate", d)
 	}
-	if b, err := fsReadFile("._Name.meta"); err != nil || string(b) != "slack" {
-		t.Errorf("._Name.meta = %q, %v", b, err)
+	// The bundle loads with the SDK's DRP directory-format reader.
+	c, err := content.FromFS(Content())
+	if err != nil {
+		t.Fatalf("content bundle: %v", err)
+	}
+	if c.Meta.Name != "slack" || c.Meta.DisplayName != "Slack Integration" || len(c.Sections["params"]) != 6 {
+		t.Fatalf("bundle meta %+v, %d params", c.Meta, len(c.Sections["params"]))
+	}
+	if c.Sections["params"][ParamBotKey].(map[string]any)["Secure"] != true {
+		t.Fatal("slack/bot-key lost Secure in the bundle")
 	}
 }
 

@@ -35,12 +35,12 @@ func DefaultEvents() []string { return append([]string(nil), defaultEvents...) }
 const DefaultTemplate = `*{{.Type}} {{.Action}}* {{.Key}}{{with .Name}} ({{.}}){{end}}{{with .Principal}} by {{.}}{{end}}`
 
 //go:embed all:content
-var content embed.FS
+var contentFS embed.FS
 
 // Content returns the embedded content pack in DRP's directory format
 // (._<Field>.meta files and one directory per section).
 func Content() fs.FS {
-	sub, err := fs.Sub(content, "content")
+	sub, err := fs.Sub(contentFS, "content")
 	if err != nil {
 		panic(err) // cannot happen: the directory is embedded above
 	}
