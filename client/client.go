@@ -318,14 +318,15 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			return resp, c.handleResponse(resp, method, path, out)
 		}
 		if ctx.Err() != nil || attempt >= retries || !retryable(err) {
-			return nil, fmt.Errorf("client: %s %s: %w", method, u.Redacted(), err)
+			// err (a *url.Error) already names the method and URL.
+			return nil, fmt.Errorf("client: %w", err)
 		}
 		c.log.Debug("retrying after transport error", "method", method, "url", u.Redacted(), "attempt", attempt+1, "err", err)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("client: %s %s: %w (gave up retrying: %w)", method, u.Redacted(), err, ctx.Err())
+			return nil, fmt.Errorf("client: %w (gave up retrying: %w)", err, ctx.Err())
 		case <-t.C:
 		}
 		delay = min(delay*2, maxRetryDelay)

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/provisionhq/provision/client"
+	"github.com/spf13/cobra"
+)
+
+// app is the state shared by every command of one provctl invocation: the
+// connection flags, the output format and the standard streams.
+type app struct {
+	endpoint, username, password, token string
+	format                              string
+	// getenv reads the environment (os.Getenv; replaced in tests).
+	getenv func(string) string
+
+	in       io.Reader
+	out, err io.Writer
+
+	cl *client.Client
+}
+
+// run executes provctl with args and returns the process exit code. Errors
+// are printed as DRP's drpcli prints them: "Error: <message>".
+func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) int {
+	a := &app{getenv: os.Getenv, in: in, out: out, err: errOut}
+	return a.run(ctx, args)
+}
+
+func (a *app) run(ctx context.Context, args []string) int {
+	root := a.newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(a.in)
+	root.SetOut(a.out)
+	root.SetErr(a.err)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(a.err, "Error: %s\n", errorText(err))
+		return 1
+	}
+	return 0
+}
+
+// errorText renders an error like drpcli: a *models.Error in its DRP form,
+// anything else as is.
+func errorText(err error) string {
+	return strings.TrimSpace(err.Error())
+}
+
+func (a *app) newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "provctl",
+		Short: "Command line client of provisiond (DRP-compatible)",
+		Long: `provctl talks to provisiond's REST API (and to Digital Rebar Provision).
+
+Connection settings come from the flags or, when a flag is not given, from
+RS_ENDPOINT (default https://127.0.0.1:8092), RS_TOKEN, RS_USERNAME and
+RS_PASSWORD (default user and password: rocketskates). A token takes
+precedence over a username and password. Prefer the environment for secrets:
+command lines are visible to other users. The server's certificate is not
+verified (provisiond uses a self-signed one by default).`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVarP(&a.endpoint, "endpoint", "E", "", "API endpoint (RS_ENDPOINT, default "+client.DefaultEndpoint+")")
+	pf.StringVarP(&a.username, "username", "U", "", "user name (RS_USERNAME, default "+client.DefaultUsername+")")
+	pf.StringVarP(&a.password, "password", "P", "", "password (RS_PASSWORD)")
+	pf.StringVarP(&a.token, "token", "T", "", "bearer token, takes precedence over username/password (RS_TOKEN)")
+	pf.StringVarP(&a.format, "format", "F", "json", "output format: json or yaml")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		switch a.format {
+		case "json", "yaml":
+			return nil
+		}
+		return fmt.Errorf("--format must be json or yaml, not %q", a.format)
+	}
+
+	root.AddCommand(
+		a.newInfoCmd(),
+		a.newMachinesCmd(),
+		a.newProfilesCmd(),
+		a.newParamsCmd(),
+		a.newUsersCmd(),
+		a.newPluginsCmd(),
+		a.newPluginProvidersCmd(),
+		a.newSystemCmd(),
+		a.newEventsCmd(),
+	)
+	// The "contents" command (bundle/unbundle) goes here: root.AddCommand(newContentsCmd()) once tools/provctl/contents.go exists.
+	return root
+}
+
+// client returns the API client, built on first use from the flags and
+// the RS_* environment.
+func (a *app) client() (*client.Client, error) {
+	if a.cl != nil {
+		return a.cl, nil
+	}
+	endpoint := firstSet(a.endpoint, a.getenv("RS_ENDPOINT"), client.DefaultEndpoint)
+	opts := client.Options{UserAgent: "provctl"}
+	switch {
+	case a.token != "":
+		opts.Token = a.token
+	case a.username != "" || a.password != "":
+		// Explicit credentials beat a token in the environment.
+	default:
+		opts.Token = a.getenv("RS_TOKEN")
+	}
+	if opts.Token == "" {
+		opts.Username = firstSet(a.username, a.getenv("RS_USERNAME"), client.DefaultUsername)
+		opts.Password = firstSet(a.password, a.getenv("RS_PASSWORD"), client.DefaultPassword)
+	}
+	c, err := client.New(endpoint, opts)
+	if err != nil {
+		return nil, err
+	}
+	a.cl = c
+	return c, nil
+}
+
+func firstSet(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
