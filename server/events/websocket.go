@@ -17,10 +17,14 @@ import (
 
 // Defaults for WSOptions fields left zero.
 const (
-	DefaultWSQueueLen     = 1000
+	// DefaultWSQueueLen is the default per-connection event queue length.
+	DefaultWSQueueLen = 1000
+	// DefaultWSWriteTimeout is the default bound on one frame write.
 	DefaultWSWriteTimeout = 10 * time.Second
-	DefaultWSMaxFilters   = 1000
-	DefaultWSReadLimit    = 32 << 10
+	// DefaultWSMaxFilters is the default cap on filters per connection.
+	DefaultWSMaxFilters = 1000
+	// DefaultWSReadLimit is the default cap on one client frame (bytes).
+	DefaultWSReadLimit = 32 << 10
 )
 
 // AckType is the Type of the acknowledgement event the websocket sends for

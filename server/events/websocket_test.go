@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -34,7 +35,14 @@ type wsEnv struct {
 func newWSEnv(t testing.TB, opts WSOptions, allowFor func(principal string) func(*models.Event) bool) *wsEnv {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	bus := NewBus(Options{Metrics: reg})
+	var log *slog.Logger
+	if _, isBench := t.(*testing.B); isBench {
+		log = slog.New(slog.DiscardHandler) // keep benchmark output readable
+	}
+	bus := NewBus(Options{Metrics: reg, Logger: log})
+	if opts.Logger == nil {
+		opts.Logger = log
+	}
 	h := NewWebsocketHandler(bus, opts)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.Header.Get("X-Principal")
@@ -53,11 +61,11 @@ func newWSEnv(t testing.TB, opts WSOptions, allowFor func(principal string) func
 }
 
 type wsClient struct {
-	t *testing.T
+	t testing.TB
 	c *websocket.Conn
 }
 
-func (e *wsEnv) dial(t *testing.T, principal string, opts *websocket.DialOptions) *wsClient {
+func (e *wsEnv) dial(t testing.TB, principal string, opts *websocket.DialOptions) *wsClient {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
