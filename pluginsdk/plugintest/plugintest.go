@@ -384,6 +384,12 @@ func (p *Plugin) Request(ctx context.Context, method, path, contentType string, 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return p.Do(req)
+}
+
+// Do sends req over the plugin's socket (its URL's host is ignored; use
+// http://unix/<path>) and returns the answer.
+func (p *Plugin) Do(req *http.Request) (*Response, error) {
 	resp, err := p.hc.Do(req)
 	if err != nil {
 		return nil, err
