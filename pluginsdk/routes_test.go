@@ -305,7 +305,9 @@ func TestPublishRoute(t *testing.T) {
 // selectorOnly has an EventSelector but no Publisher.
 type selectorOnly struct{ configOnly }
 
-func (selectorOnly) SelectEvents(context.Context, *slog.Logger) []string { return []string{"machines.*.*"} }
+func (selectorOnly) SelectEvents(context.Context, *slog.Logger) []string {
+	return []string{"machines.*.*"}
+}
 
 // selectorPublisher has both.
 type selectorPublisher struct {
