@@ -129,7 +129,11 @@ func (s *Server) LED() string {
 }
 
 // Media returns the CD's Inserted and Image.
-func (s *Server) Media() (bool, string) { s.mu.Lock(); defer s.mu.Unlock(); return s.mediaIn, s.mediaImg }
+func (s *Server) Media() (bool, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mediaIn, s.mediaImg
+}
 
 // HPEBootOnNextReset reports the HPE Oem BootOnNextServerReset flag.
 func (s *Server) HPEBootOnNextReset() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.hpeBoot }
@@ -310,7 +314,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, p string) {
 		s.managerURI() + "/VirtualMedia/Floppy": {"@odata.id": s.managerURI() + "/VirtualMedia/Floppy", "Id": "Floppy", "Name": "Virtual Removable Media",
 			"MediaTypes": []any{"Floppy", "USBStick"}, "Inserted": false, "Image": ""},
 		s.cdURI(): s.cd(),
-		sys:        s.system(),
+		sys:       s.system(),
 		sys + "/Bios": {"@odata.id": sys + "/Bios", "Id": "Bios", "Name": "BIOS", "AttributeRegistry": "BiosAttributeRegistry.v1_0_0",
 			"Attributes": map[string]any{"BootMode": "Uefi", "ProcTurboMode": "Enabled"}},
 		sys + "/SecureBoot": {"@odata.id": sys + "/SecureBoot", "Id": "SecureBoot", "Name": "UEFI Secure Boot", "SecureBootEnable": true,
