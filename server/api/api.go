@@ -1,0 +1,544 @@
+// Package api is provisiond's REST surface (/api/v3) on gin: middleware
+// (recovery, metrics, logging, body limit, time limit, authentication), the
+// generic object routes for every registered object kind, and the fixed
+// routes (info, indexes, users' tokens and passwords, events, websocket).
+//
+// Object routes are dispatched by this package rather than by gin's tree so
+// that kinds can be added while serving. Other packages extend the surface
+// with Group (fixed gin routes under /api/v3) and HandleItem/HandleSub
+// (extra methods and sub-paths of object URLs, e.g. /<prefix>/<id>/actions).
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server/auth"
+	"github.com/provisionhq/provision/server/events"
+	"github.com/provisionhq/provision/server/objects"
+)
+
+// Prefix is the path of the API.
+const Prefix = "/api/v3"
+
+// Options configures the API.
+type Options struct {
+	// Objects serves the object kinds. Required.
+	Objects *objects.Service
+	// Auth authenticates requests and mints tokens. Required.
+	Auth *auth.Service
+	// Bus receives events posted to /api/v3/events. Required.
+	Bus *events.Bus
+	// WS serves /api/v3/ws. Required.
+	WS *events.WebsocketHandler
+	// Info describes the server for /api/v3/info and token answers.
+	Info func(ctx context.Context) models.Info
+	// Logger logs requests (never bodies or query strings).
+	Logger *slog.Logger
+	// Registry receives the HTTP metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	// MetricsOpen serves /metrics without authentication.
+	MetricsOpen bool
+	// MaxBodyBytes bounds request bodies (413 beyond).
+	MaxBodyBytes int64
+	// RequestTimeout bounds every request but the websocket.
+	RequestTimeout time.Duration
+}
+
+// ctx keys stored on the gin context.
+const (
+	keyPrincipal = "provision.principal"
+	keyPrefix    = "provision.prefix"
+	keyID        = "provision.id"
+	keySub       = "provision.sub"
+	keyRoute     = "provision.route"
+)
+
+// API is the HTTP handler of provisiond.
+type API struct {
+	opts   Options
+	engine *gin.Engine
+	v3     *gin.RouterGroup
+	log    *slog.Logger
+
+	mu        sync.RWMutex
+	items     map[string]map[string]gin.HandlerFunc            // prefix|"*" → method → handler
+	subs      map[string]map[string]map[string]gin.HandlerFunc // prefix|"*" → sub → method → handler
+	limits    map[string]int64                                 // path prefix → body limit
+	streaming map[string]bool                                  // path prefixes exempt from the time limit
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New builds the API and its routes.
+func New(opts Options) *API {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 16 << 20
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = time.Minute
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.Info == nil {
+		opts.Info = func(context.Context) models.Info { return models.Info{} }
+	}
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	a := &API{
+		opts: opts, engine: e, log: opts.Logger,
+		items:     map[string]map[string]gin.HandlerFunc{},
+		subs:      map[string]map[string]map[string]gin.HandlerFunc{},
+		limits:    map[string]int64{},
+		streaming: map[string]bool{Prefix + "/ws": true},
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "provision_http_requests_total", Help: "API requests by method, route and status code.",
+		}, []string{"method", "route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "provision_http_request_duration_seconds", Help: "API request latency by method and route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"method", "route"}),
+	}
+	for _, c := range []prometheus.Collector{a.requests, a.latency} {
+		if err := opts.Registry.Register(c); err != nil {
+			a.log.Warn("metrics: register", "error", err)
+		}
+	}
+	e.Use(a.observe, a.recover, a.limit)
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	metrics := promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})
+	if opts.MetricsOpen {
+		e.GET("/metrics", gin.WrapH(metrics))
+	} else {
+		e.GET("/metrics", a.authenticate, a.require("metrics", "get", "*"), gin.WrapH(metrics))
+	}
+	a.v3 = e.Group(Prefix, a.authenticate)
+	a.fixedRoutes()
+	e.NoRoute(a.authenticate, a.dispatch)
+	e.NoMethod(a.authenticate, func(c *gin.Context) {
+		WriteError(c, &models.Error{Type: c.Request.Method, Key: c.Request.URL.Path, Code: http.StatusMethodNotAllowed,
+			Messages: []string{"Method not allowed"}})
+	})
+	return a
+}
+
+// Handler returns the http.Handler serving everything.
+func (a *API) Handler() http.Handler { return a.engine }
+
+// Engine returns the gin engine, for routes outside /api/v3. Add routes
+// before the server starts serving.
+func (a *API) Engine() *gin.Engine { return a.engine }
+
+// Group returns the authenticated /api/v3 route group. Routes added here
+// must use paths whose first segment is not an object kind prefix (e.g.
+// /plugin-apis/:plugin/*path, /system/actions); extend object URLs with
+// HandleItem and HandleSub instead. Add routes before the server starts
+// serving. Handlers check rights with Require.
+func (a *API) Group() *gin.RouterGroup { return a.v3 }
+
+// HandleItem serves method on /api/v3/<prefix>/<id> for a method the
+// generic routes do not serve (e.g. POST for a provider upload); prefix "*"
+// applies to every kind. The handler reads ObjectPrefix and ObjectID and
+// checks rights itself. Safe to call while serving.
+func (a *API) HandleItem(prefix, method string, h gin.HandlerFunc) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.items[prefix] == nil {
+		a.items[prefix] = map[string]gin.HandlerFunc{}
+	}
+	a.items[prefix][method] = h
+}
+
+// HandleSub serves method on /api/v3/<prefix>/<id>/<sub>[/<rest...>]
+// (e.g. sub "actions"); prefix "*" applies to every kind. The handler reads
+// ObjectPrefix, ObjectID and SubPath (the rest after sub) and checks rights
+// itself. Safe to call while serving.
+func (a *API) HandleSub(prefix, sub, method string, h gin.HandlerFunc) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.subs[prefix] == nil {
+		a.subs[prefix] = map[string]map[string]gin.HandlerFunc{}
+	}
+	if a.subs[prefix][sub] == nil {
+		a.subs[prefix][sub] = map[string]gin.HandlerFunc{}
+	}
+	a.subs[prefix][sub][method] = h
+}
+
+// SetBodyLimit changes the body size limit of requests whose path starts
+// with pathPrefix (the longest matching prefix wins), e.g. for uploads.
+func (a *API) SetBodyLimit(pathPrefix string, n int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.limits[pathPrefix] = n
+}
+
+// SetStreaming exempts requests whose path starts with pathPrefix from the
+// request time limit (long-lived streams). Such handlers must end when the
+// request context ends.
+func (a *API) SetStreaming(pathPrefix string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.streaming[pathPrefix] = true
+}
+
+// PrincipalOf returns the authenticated caller of a request.
+func PrincipalOf(c *gin.Context) *auth.Principal {
+	p, _ := c.Get(keyPrincipal)
+	pr, _ := p.(*auth.Principal)
+	return pr
+}
+
+// ObjectPrefix is the kind prefix of an object URL served by HandleItem/HandleSub.
+func ObjectPrefix(c *gin.Context) string { return c.GetString(keyPrefix) }
+
+// ObjectID is the id segment (key or <Index>:<value>) of an object URL.
+func ObjectID(c *gin.Context) string { return c.GetString(keyID) }
+
+// SubPath is what follows the sub-resource name in a HandleSub URL, without
+// a leading slash ("" when nothing follows).
+func SubPath(c *gin.Context) string { return c.GetString(keySub) }
+
+// WriteError answers with err as a models.Error whose Code is the status.
+// Errors other than *models.Error become 500.
+func WriteError(c *gin.Context, err error) {
+	var me *models.Error
+	if !errors.As(err, &me) {
+		me = &models.Error{Type: c.Request.Method, Code: http.StatusInternalServerError, Messages: []string{err.Error()}}
+		if errors.Is(err, context.DeadlineExceeded) {
+			me.Code = http.StatusServiceUnavailable
+			me.Messages = []string{"request took too long"}
+		}
+	}
+	if me.Code < 400 || me.Code > 599 {
+		me.Code = http.StatusInternalServerError
+	}
+	if me.Messages == nil {
+		me.Messages = []string{}
+	}
+	c.Abort()
+	c.JSON(me.Code, me)
+}
+
+// Require checks that the caller may do action on scope/specific; when not,
+// it answers 403 and returns false.
+func Require(c *gin.Context, scope, action, specific string) bool {
+	if PrincipalOf(c).Allows(scope, action, specific) {
+		return true
+	}
+	WriteError(c, &models.Error{Model: scope, Key: specific, Type: "AUTH", Code: http.StatusForbidden,
+		Messages: []string{fmt.Sprintf("Forbidden: %s on %s", action, scope)}})
+	return false
+}
+
+func (a *API) require(scope, action, specific string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !Require(c, scope, action, specific) {
+			c.Abort()
+		}
+	}
+}
+
+// ReadBody reads the request body within the size limit (413 beyond it).
+func ReadBody(c *gin.Context) ([]byte, error) {
+	buf, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &models.Error{Type: c.Request.Method, Key: c.Request.URL.Path, Code: http.StatusRequestEntityTooLarge,
+				Messages: []string{fmt.Sprintf("Request body larger than %d bytes", mbe.Limit)}}
+		}
+		return nil, &models.Error{Type: c.Request.Method, Key: c.Request.URL.Path, Code: http.StatusBadRequest,
+			Messages: []string{"Cannot read body: " + err.Error()}}
+	}
+	return buf, nil
+}
+
+// ReadJSON reads the body and decodes it into v.
+func ReadJSON(c *gin.Context, v any) error {
+	buf, err := ReadBody(c)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(buf))) == 0 {
+		return &models.Error{Type: c.Request.Method, Key: c.Request.URL.Path, Code: http.StatusBadRequest, Messages: []string{"Empty body"}}
+	}
+	if err := json.Unmarshal(buf, v); err != nil {
+		return &models.Error{Type: c.Request.Method, Key: c.Request.URL.Path, Code: http.StatusBadRequest,
+			Messages: []string{"Invalid JSON: " + err.Error()}}
+	}
+	return nil
+}
+
+// --- middleware ---
+
+func (a *API) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.GetString(keyRoute)
+	if route == "" {
+		route = c.FullPath()
+	}
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	d := time.Since(start)
+	a.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Inc()
+	a.latency.WithLabelValues(c.Request.Method, route).Observe(d.Seconds())
+	lvl := slog.LevelDebug
+	switch {
+	case status >= 500:
+		lvl = slog.LevelError
+	case status >= 400:
+		lvl = slog.LevelInfo
+	}
+	if a.log.Enabled(c.Request.Context(), lvl) {
+		who := ""
+		if p := PrincipalOf(c); p != nil {
+			who = p.Name
+		}
+		// Only the path: query strings may carry tokens, bodies secrets.
+		a.log.Log(c.Request.Context(), lvl, "request", "method", c.Request.Method, "path", c.Request.URL.Path,
+			"status", status, "duration", d, "principal", who, "remote", c.ClientIP())
+	}
+}
+
+func (a *API) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			a.log.Error("handler panic", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			if !c.Writer.Written() {
+				WriteError(c, &models.Error{Type: c.Request.Method, Key: c.Request.URL.Path, Code: http.StatusInternalServerError,
+					Messages: []string{"Panic recovered: internal error (see server log)"}})
+			}
+		}
+	}()
+	c.Next()
+}
+
+func (a *API) limit(c *gin.Context) {
+	path := c.Request.URL.Path
+	a.mu.RLock()
+	n, best := a.opts.MaxBodyBytes, -1
+	for p, l := range a.limits {
+		if strings.HasPrefix(path, p) && len(p) > best {
+			n, best = l, len(p)
+		}
+	}
+	stream := false
+	for p := range a.streaming {
+		if strings.HasPrefix(path, p) {
+			stream = true
+		}
+	}
+	a.mu.RUnlock()
+	if c.Request.ContentLength > n {
+		WriteError(c, &models.Error{Type: c.Request.Method, Key: path, Code: http.StatusRequestEntityTooLarge,
+			Messages: []string{fmt.Sprintf("Request body larger than %d bytes", n)}})
+		return
+	}
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+	}
+	if !stream {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), a.opts.RequestTimeout)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+	}
+	c.Next()
+}
+
+func (a *API) authenticate(c *gin.Context) {
+	if PrincipalOf(c) != nil {
+		return
+	}
+	allowQuery := c.Request.URL.Path == Prefix+"/ws"
+	p, err := a.opts.Auth.Authenticate(c.Request.Context(), c.Request, allowQuery)
+	if err != nil {
+		err.Type = "AUTH"
+		if err.Key == "" {
+			err.Key = c.Request.URL.Path
+		}
+		c.Header("WWW-Authenticate", `Basic realm="provision"`)
+		WriteError(c, err)
+		return
+	}
+	c.Set(keyPrincipal, p)
+}
+
+// --- fixed routes ---
+
+func (a *API) fixedRoutes() {
+	g := a.v3
+	g.GET("/info", a.require("info", "get", "*"), func(c *gin.Context) {
+		c.JSON(http.StatusOK, a.opts.Info(c.Request.Context()))
+	})
+	g.GET("/objects", func(c *gin.Context) { c.JSON(http.StatusOK, a.opts.Objects.Prefixes()) })
+	g.GET("/indexes", func(c *gin.Context) {
+		out := map[string]map[string]models.Index{}
+		for _, p := range a.opts.Objects.Prefixes() {
+			if k, ok := a.opts.Objects.Kind(p); ok {
+				out[p] = k.Indexes
+			}
+		}
+		c.JSON(http.StatusOK, out)
+	})
+	g.GET("/indexes/:prefix", func(c *gin.Context) {
+		k, ok := a.opts.Objects.Kind(c.Param("prefix"))
+		if !ok {
+			WriteError(c, &models.Error{Model: "indexes", Key: c.Param("prefix"), Type: "GET", Code: 404, Messages: []string{"Not Found"}})
+			return
+		}
+		c.JSON(http.StatusOK, k.Indexes)
+	})
+	g.GET("/indexes/:prefix/:field", func(c *gin.Context) {
+		k, ok := a.opts.Objects.Kind(c.Param("prefix"))
+		idx, found := k.Indexes[c.Param("field")]
+		if !ok || !found {
+			WriteError(c, &models.Error{Model: "indexes", Key: c.Param("prefix") + "/" + c.Param("field"), Type: "GET", Code: 404, Messages: []string{"Not Found"}})
+			return
+		}
+		c.JSON(http.StatusOK, idx)
+	})
+	g.GET("/users/:name/token", a.userToken)
+	g.PUT("/users/:name/password", a.userPassword)
+	g.POST("/events", a.require("events", "post", "*"), a.postEvent)
+	g.GET("/ws", func(c *gin.Context) {
+		p := PrincipalOf(c)
+		allow := func(e *models.Event) bool { return p.Allows(e.Type, "get", e.Key) }
+		a.opts.WS.ServeWS(c.Writer, c.Request, p.Name, allow)
+	})
+}
+
+func (a *API) userToken(c *gin.Context) {
+	name := c.Param("name")
+	p := PrincipalOf(c)
+	// A user proving its password may mint its own tokens; a token holder
+	// needs the users:token right so a restricted token cannot widen itself.
+	if !(p.ViaPassword && p.Name == name) && !Require(c, "users", "token", name) {
+		return
+	}
+	ttl := auth.DefaultTTL
+	if v := c.Query("ttl"); v != "" {
+		secs, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || secs <= 0 {
+			d, derr := time.ParseDuration(v)
+			if derr != nil || d <= 0 {
+				WriteError(c, &models.Error{Model: "users", Key: name, Type: "GET", Code: 400,
+					Messages: []string{fmt.Sprintf("ttl must be a positive number of seconds or a duration, not %q", v)}})
+				return
+			}
+			ttl = d
+		} else {
+			ttl = time.Duration(secs) * time.Second
+		}
+	}
+	var claims []models.Claim
+	if s, act, sp := c.Query("scope"), c.Query("action"), c.Query("specific"); s != "" || act != "" || sp != "" {
+		def := func(v string) string {
+			if v == "" {
+				return "*"
+			}
+			return v
+		}
+		claims = []models.Claim{{Scope: def(s), Action: def(act), Specific: def(sp)}}
+	} else if r := c.Query("roles"); r != "" {
+		var err error
+		if claims, err = auth.RoleClaims(strings.Split(r, ",")); err != nil {
+			WriteError(c, &models.Error{Model: "users", Key: name, Type: "GET", Code: 400, Messages: []string{err.Error()}})
+			return
+		}
+	}
+	tok, err := a.opts.Auth.MintUserToken(c.Request.Context(), name, claims, ttl)
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, models.UserToken{Token: tok, Info: a.opts.Info(c.Request.Context())})
+}
+
+func (a *API) userPassword(c *gin.Context) {
+	name := c.Param("name")
+	p := PrincipalOf(c)
+	if !(p.ViaPassword && p.Name == name) && !Require(c, "users", "password", name) {
+		return
+	}
+	var body models.UserPassword
+	if err := ReadJSON(c, &body); err != nil {
+		WriteError(c, err)
+		return
+	}
+	if err := a.opts.Auth.SetPassword(c.Request.Context(), p.Name, name, body.Password); err != nil {
+		WriteError(c, err)
+		return
+	}
+	out, err := a.opts.Objects.GetRendered(c.Request.Context(), "PUT", "users", name, objects.RenderOptions{})
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", out.JSON)
+}
+
+func (a *API) postEvent(c *gin.Context) {
+	var e models.Event
+	if err := ReadJSON(c, &e); err != nil {
+		WriteError(c, err)
+		return
+	}
+	var missing []string
+	if e.Type == "" {
+		missing = append(missing, "Type")
+	}
+	if e.Action == "" {
+		missing = append(missing, "Action")
+	}
+	if len(missing) > 0 {
+		WriteError(c, &models.Error{Model: "events", Type: "ValidationError", Code: http.StatusUnprocessableEntity,
+			Messages: []string{"Event must have " + strings.Join(missing, " and ")}})
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	e.Principal = PrincipalOf(c).Name
+	a.opts.Bus.Publish(e)
+	c.Status(http.StatusNoContent)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,192 @@
+// Package config holds provisiond's settings and binds them to command-line
+// flags, each with an RS_* environment variable fallback (as DRP's
+// dr-provision does), so the daemon can be configured either way.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Config is everything provisiond needs to start.
+type Config struct {
+	// BaseRoot is the state directory (database, keys, certificate, tftpboot).
+	BaseRoot string
+	// APIAddr is the address the HTTPS API binds to.
+	APIAddr string
+	// APIPort is the HTTPS API port (0 = pick a free one).
+	APIPort int
+	// StaticAddr is the address the plain-HTTP file server binds to.
+	StaticAddr string
+	// StaticPort is the plain-HTTP file server port (0 = pick a free one, -1 = disabled).
+	StaticPort int
+	// PluginRoot holds plugin provider executables; default <BaseRoot>/plugins.
+	PluginRoot string
+	// AdminPassword is the bootstrap password of rocketskates (first start only).
+	AdminPassword string
+	// TLSCert and TLSKey name a PEM certificate and key; when both are empty a
+	// self-signed pair is generated into BaseRoot on first start.
+	TLSCert, TLSKey string
+	// LogFormat is "text" or "json".
+	LogFormat string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// MetricsOpen serves /metrics without authentication when true.
+	MetricsOpen bool
+	// MaxBodyBytes bounds every request body (413 beyond it).
+	MaxBodyBytes int64
+	// RequestTimeout bounds the time of every non-streaming handler.
+	RequestTimeout time.Duration
+}
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	return Config{
+		BaseRoot:       "/var/lib/provision",
+		APIAddr:        "127.0.0.1",
+		APIPort:        8092,
+		StaticAddr:     "127.0.0.1",
+		StaticPort:     8091,
+		LogFormat:      "text",
+		LogLevel:       "info",
+		MaxBodyBytes:   16 << 20,
+		RequestTimeout: 60 * time.Second,
+	}
+}
+
+// EffectivePluginRoot returns PluginRoot or its default under BaseRoot.
+func (c Config) EffectivePluginRoot() string {
+	if c.PluginRoot != "" {
+		return c.PluginRoot
+	}
+	return filepath.Join(c.BaseRoot, "plugins")
+}
+
+// FileRoot is the directory served by the static file server.
+func (c Config) FileRoot() string { return filepath.Join(c.BaseRoot, "tftpboot") }
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if c.BaseRoot == "" {
+		return fmt.Errorf("--base-root must not be empty")
+	}
+	if c.APIPort < 0 || c.APIPort > 65535 {
+		return fmt.Errorf("--api-port %d out of range", c.APIPort)
+	}
+	if c.StaticPort < -1 || c.StaticPort > 65535 {
+		return fmt.Errorf("--static-port %d out of range", c.StaticPort)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key must be given together")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if c.MaxBodyBytes <= 0 {
+		return fmt.Errorf("--max-body-bytes must be positive")
+	}
+	if c.RequestTimeout <= 0 {
+		return fmt.Errorf("--request-timeout must be positive")
+	}
+	return nil
+}
+
+// BindFlags registers every setting on cmd's flags with cfg's current values
+// as defaults, and RS_* environment variables overriding those defaults.
+// An explicit flag beats the environment, which beats the built-in default.
+// It returns an error naming any RS_* variable whose value cannot be parsed.
+func BindFlags(fs *pflag.FlagSet, cfg *Config) error {
+	e := &envErrs{}
+	fs.StringVar(&cfg.BaseRoot, "base-root", envString(e, "RS_BASE_ROOT", cfg.BaseRoot), "state directory (RS_BASE_ROOT)")
+	fs.StringVar(&cfg.APIAddr, "api-addr", envString(e, "RS_API_ADDR", cfg.APIAddr), "address the HTTPS API binds to; use 0.0.0.0 to serve other hosts (RS_API_ADDR)")
+	fs.IntVar(&cfg.APIPort, "api-port", envInt(e, "RS_API_PORT", cfg.APIPort), "HTTPS API port, 0 picks a free one (RS_API_PORT)")
+	fs.StringVar(&cfg.StaticAddr, "static-addr", envString(e, "RS_STATIC_ADDR", cfg.StaticAddr), "address the static file server binds to (RS_STATIC_ADDR)")
+	fs.IntVar(&cfg.StaticPort, "static-port", envInt(e, "RS_STATIC_PORT", cfg.StaticPort), "plain-HTTP static file server port for <base-root>/tftpboot, 0 picks a free one, -1 disables (RS_STATIC_PORT)")
+	fs.StringVar(&cfg.PluginRoot, "plugin-root", envString(e, "RS_PLUGIN_ROOT", cfg.PluginRoot), "plugin provider directory, default <base-root>/plugins (RS_PLUGIN_ROOT)")
+	fs.StringVar(&cfg.AdminPassword, "admin-password", envString(e, "RS_ADMIN_PASSWORD", cfg.AdminPassword), "password of the bootstrap user rocketskates on first start; prefer RS_ADMIN_PASSWORD, command lines are visible to other users (RS_ADMIN_PASSWORD)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", envString(e, "RS_TLS_CERT", cfg.TLSCert), "PEM certificate file; a self-signed one is generated when unset (RS_TLS_CERT)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", envString(e, "RS_TLS_KEY", cfg.TLSKey), "PEM private key file for --tls-cert (RS_TLS_KEY)")
+	fs.StringVar(&cfg.LogFormat, "log-format", envString(e, "RS_LOG_FORMAT", cfg.LogFormat), "log format: text or json (RS_LOG_FORMAT)")
+	fs.StringVar(&cfg.LogLevel, "log-level", envString(e, "RS_LOG_LEVEL", cfg.LogLevel), "log level: debug, info, warn or error (RS_LOG_LEVEL)")
+	fs.BoolVar(&cfg.MetricsOpen, "metrics-open", envBool(e, "RS_METRICS_OPEN", cfg.MetricsOpen), "serve /metrics without authentication (RS_METRICS_OPEN)")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", envInt64(e, "RS_MAX_BODY_BYTES", cfg.MaxBodyBytes), "largest accepted request body (RS_MAX_BODY_BYTES)")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", envDuration(e, "RS_REQUEST_TIMEOUT", cfg.RequestTimeout), "time limit of every API request (RS_REQUEST_TIMEOUT)")
+	if len(e.bad) > 0 {
+		return fmt.Errorf("cannot parse environment: %s", strings.Join(e.bad, "; "))
+	}
+	return nil
+}
+
+// Bind is BindFlags on a cobra command's flags.
+func Bind(cmd *cobra.Command, cfg *Config) error { return BindFlags(cmd.Flags(), cfg) }
+
+type envErrs struct{ bad []string }
+
+func (e *envErrs) add(name, v string, err error) {
+	e.bad = append(e.bad, fmt.Sprintf("%s=%q: %v", name, v, err))
+}
+
+func envString(_ *envErrs, name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(e *envErrs, name string, def int) int {
+	if v, ok := os.LookupEnv(name); ok {
+		n, err := strconv.Atoi(v)
+		if err == nil {
+			return n
+		}
+		e.add(name, v, err)
+	}
+	return def
+}
+
+func envInt64(e *envErrs, name string, def int64) int64 {
+	if v, ok := os.LookupEnv(name); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err == nil {
+			return n
+		}
+		e.add(name, v, err)
+	}
+	return def
+}
+
+func envBool(e *envErrs, name string, def bool) bool {
+	if v, ok := os.LookupEnv(name); ok {
+		b, err := strconv.ParseBool(v)
+		if err == nil {
+			return b
+		}
+		e.add(name, v, err)
+	}
+	return def
+}
+
+func envDuration(e *envErrs, name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		d, err := time.ParseDuration(v)
+		if err == nil {
+			return d
+		}
+		e.add(name, v, err)
+	}
+	return def
+}

@@ -1,0 +1,948 @@
+package objects
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server/events"
+	"github.com/provisionhq/provision/server/paramschema"
+	"github.com/provisionhq/provision/server/secrets"
+	"github.com/provisionhq/provision/server/store"
+)
+
+// Options configures a Service.
+type Options struct {
+	// Store persists the objects (one bucket per kind prefix). Required.
+	Store store.Store
+	// Bus receives one event per change. Required.
+	Bus *events.Bus
+	// Keys seals and opens secure params. Required.
+	Keys *secrets.Keeper
+	// Schemas validates param values; a fresh one is made when nil.
+	Schemas *paramschema.Validator
+	// Logger logs load problems; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// entry is one cached object. Nothing in an entry is mutated after it is
+// built; readers get copies.
+type entry struct {
+	key    string
+	obj    models.Model   // stored form, never handed out
+	raw    []byte         // stored JSON
+	view   []byte         // API JSON: hidden fields removed, secure params sealed
+	fields map[string]any // view decoded, for filters and sorting
+	etag   string
+}
+
+// Service is the object store of provisiond. It keeps every object in
+// memory (write-through to the store) and is safe for concurrent use.
+type Service struct {
+	st      store.Store
+	bus     *events.Bus
+	keys    *secrets.Keeper
+	schemas *paramschema.Validator
+	log     *slog.Logger
+
+	mu     sync.RWMutex
+	kinds  map[string]*Kind
+	data   map[string]map[string]*entry
+	uniq   map[string]map[string]map[string]string // prefix → field → value → key
+	before map[string][]BeforeFunc                 // prefix or "*"
+	after  map[string][]AfterFunc
+}
+
+// New returns a Service with no kinds; call Register for each.
+func New(opts Options) (*Service, error) {
+	if opts.Store == nil || opts.Bus == nil || opts.Keys == nil {
+		return nil, errors.New("objects: Store, Bus and Keys are required")
+	}
+	if opts.Schemas == nil {
+		opts.Schemas = paramschema.New()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Service{
+		st: opts.Store, bus: opts.Bus, keys: opts.Keys, schemas: opts.Schemas, log: opts.Logger,
+		kinds: map[string]*Kind{}, data: map[string]map[string]*entry{},
+		uniq:   map[string]map[string]map[string]string{},
+		before: map[string][]BeforeFunc{}, after: map[string][]AfterFunc{},
+	}, nil
+}
+
+// Schemas returns the param schema validator the service uses.
+func (s *Service) Schemas() *paramschema.Validator { return s.schemas }
+
+// Keys returns the secure param key keeper.
+func (s *Service) Keys() *secrets.Keeper { return s.keys }
+
+// Register adds a kind at any time (also while serving) and loads its
+// existing objects from the store. Registering a prefix twice is an error.
+func (s *Service) Register(ctx context.Context, k Kind) error {
+	if err := k.check(); err != nil {
+		return err
+	}
+	kc := k
+	idx := map[string]models.Index{}
+	for name, v := range k.Indexes {
+		idx[name] = v
+	}
+	ki := idx[k.KeyField]
+	ki.Unique = true
+	if ki.Type == "" {
+		ki.Type = "string"
+	}
+	idx[k.KeyField] = ki
+	kc.Indexes = idx
+	loaded := map[string]*entry{}
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		return tx.ForEach(k.Prefix, func(key string, value []byte) error {
+			obj := kc.newObject()
+			if err := json.Unmarshal(value, obj); err != nil {
+				s.log.Error("skipping undecodable stored object", "prefix", k.Prefix, "key", key, "error", err)
+				return nil
+			}
+			obj.Fill()
+			e, err := s.makeEntry(&kc, obj)
+			if err != nil {
+				s.log.Error("skipping stored object", "prefix", k.Prefix, "key", key, "error", err)
+				return nil
+			}
+			loaded[e.key] = e
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("load %s: %w", k.Prefix, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.kinds[k.Prefix]; ok {
+		return fmt.Errorf("object kind %s is already registered", k.Prefix)
+	}
+	s.kinds[k.Prefix] = &kc
+	s.data[k.Prefix] = loaded
+	s.uniq[k.Prefix] = map[string]map[string]string{}
+	for _, f := range kc.uniqueFields() {
+		s.uniq[k.Prefix][f] = map[string]string{}
+	}
+	for _, e := range loaded {
+		s.indexAdd(&kc, e)
+	}
+	return nil
+}
+
+// Unregister removes a kind from the API. Its stored objects stay in the
+// store and come back when the kind is registered again.
+func (s *Service) Unregister(prefix string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.kinds, prefix)
+	delete(s.data, prefix)
+	delete(s.uniq, prefix)
+}
+
+// Kind returns a copy of the registered kind for prefix.
+func (s *Service) Kind(prefix string) (Kind, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, ok := s.kinds[prefix]
+	if !ok {
+		return Kind{}, false
+	}
+	return *k, true
+}
+
+// Prefixes lists the registered kinds, sorted.
+func (s *Service) Prefixes() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.kinds))
+	for p := range s.kinds {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// OnBeforeChange adds a hook run before every change of prefix ("*" = all
+// kinds), after the kind's own validation.
+func (s *Service) OnBeforeChange(prefix string, fn BeforeFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.before[prefix] = append(s.before[prefix], fn)
+}
+
+// OnChange adds a hook run after every committed change of prefix ("*" = all
+// kinds). See AfterFunc for its guarantees.
+func (s *Service) OnChange(prefix string, fn AfterFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.after[prefix] = append(s.after[prefix], fn)
+}
+
+// Count returns the number of objects of prefix.
+func (s *Service) Count(prefix string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.data[prefix])
+}
+
+// --- reading ---
+
+func (s *Service) kindLocked(method, prefix string) (*Kind, error) {
+	k, ok := s.kinds[prefix]
+	if !ok {
+		return nil, &models.Error{Model: prefix, Type: method, Messages: []string{"No route"}, Code: 404}
+	}
+	return k, nil
+}
+
+// lookup finds id (a key or <Index>:<value>) in k; caller holds the lock.
+func (s *Service) lookup(k *Kind, id string) (*entry, bool) {
+	objs := s.data[k.Prefix]
+	key := id
+	if k.NormalizeKey != nil {
+		if n := k.NormalizeKey(id); n != "" {
+			key = n
+		}
+	}
+	if e, ok := objs[key]; ok {
+		return e, true
+	}
+	i := strings.Index(id, ":")
+	if i <= 0 {
+		return nil, false
+	}
+	field, value := id[:i], id[i+1:]
+	if field == "Key" || field == k.KeyField {
+		if k.NormalizeKey != nil {
+			if n := k.NormalizeKey(value); n != "" {
+				value = n
+			}
+		}
+		e, ok := objs[value]
+		return e, ok
+	}
+	if m, ok := s.uniq[k.Prefix][field]; ok {
+		if key, ok := m[value]; ok {
+			e, ok := objs[key]
+			return e, ok
+		}
+	}
+	return nil, false
+}
+
+func notFound(method, prefix, id string) *models.Error {
+	return &models.Error{Model: prefix, Key: id, Type: method, Messages: []string{"Not Found"}, Code: 404}
+}
+
+func (s *Service) decodeEntry(k *Kind, e *entry) models.Model {
+	obj := k.newObject()
+	if err := json.Unmarshal(e.raw, obj); err != nil {
+		// Cannot happen: raw was produced by json.Marshal of the same type.
+		panic(fmt.Sprintf("objects: stored %s/%s does not decode: %v", k.Prefix, e.key, err))
+	}
+	obj.Fill()
+	return obj
+}
+
+// Get returns a private copy of the object (stored form: hidden fields and
+// sealed secure params included) with key or <Index>:<value> id.
+func (s *Service) Get(ctx context.Context, prefix, id string) (models.Model, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, err := s.kindLocked("GET", prefix)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := s.lookup(k, id)
+	if !ok {
+		return nil, notFound("GET", prefix, id)
+	}
+	return s.decodeEntry(k, e), nil
+}
+
+// Rendered is an object as the API shows it.
+type Rendered struct {
+	// Key is the object key.
+	Key string
+	// JSON is the API form of the object.
+	JSON []byte
+	// ETag identifies this version of the object.
+	ETag string
+}
+
+// RenderOptions select how objects are shown.
+type RenderOptions struct {
+	// Decode shows secure params in plain text.
+	Decode bool
+	// Slim drops the named fields (Params, Meta) and marks the object Partial.
+	Slim []string
+	// Params keeps only the named params.
+	Params []string
+}
+
+func (o RenderOptions) plain() bool { return !o.Decode && len(o.Slim) == 0 && len(o.Params) == 0 }
+
+// GetRendered returns the API form of one object.
+func (s *Service) GetRendered(ctx context.Context, method, prefix, id string, ro RenderOptions) (Rendered, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, err := s.kindLocked(method, prefix)
+	if err != nil {
+		return Rendered{}, err
+	}
+	e, ok := s.lookup(k, id)
+	if !ok {
+		return Rendered{}, notFound(method, prefix, id)
+	}
+	buf, err := s.render(k, e, ro)
+	if err != nil {
+		return Rendered{}, err
+	}
+	return Rendered{Key: e.key, JSON: buf, ETag: e.etag}, nil
+}
+
+func (s *Service) render(k *Kind, e *entry, ro RenderOptions) ([]byte, error) {
+	if ro.plain() {
+		return e.view, nil
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(e.view, &m); err != nil {
+		return nil, fmt.Errorf("render %s/%s: %w", k.Prefix, e.key, err)
+	}
+	if p, ok := m["Params"].(map[string]any); ok {
+		if len(ro.Params) > 0 {
+			keep := map[string]any{}
+			for _, n := range ro.Params {
+				if v, ok := p[n]; ok {
+					keep[n] = v
+				}
+			}
+			p = keep
+			m["Params"] = p
+		}
+		if ro.Decode {
+			if err := s.decodeParams(p); err != nil {
+				return nil, &models.Error{Model: k.Prefix, Key: e.key, Type: "GET", Code: 500, Messages: []string{err.Error()}}
+			}
+		}
+	}
+	if len(ro.Slim) > 0 {
+		for _, f := range ro.Slim {
+			if _, ok := m[f]; ok && f != k.KeyField {
+				delete(m, f)
+			}
+		}
+		m["Partial"] = true
+	}
+	return json.Marshal(m)
+}
+
+// decodeParams opens every sealed value in p whose definition is Secure.
+func (s *Service) decodeParams(p map[string]any) error {
+	for name, v := range p {
+		sd, ok := secrets.AsSecureData(v)
+		if !ok || !s.isSecureLocked(name) {
+			continue
+		}
+		plain, err := s.keys.Open(sd)
+		if err != nil {
+			return fmt.Errorf("param %s: %w", name, err)
+		}
+		p[name] = plain
+	}
+	return nil
+}
+
+// ListResult is one page of a list plus its counts.
+type ListResult struct {
+	// Items are the rendered objects of the page.
+	Items []Rendered
+	// Total is the number of objects of the kind.
+	Total int
+	// Matched is the number matching the filters (before offset/limit).
+	Matched int
+}
+
+// List returns the rendered objects matching q.
+func (s *Service) List(ctx context.Context, prefix string, q ListQuery, ro RenderOptions) (ListResult, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, err := s.kindLocked("GET", prefix)
+	if err != nil {
+		return ListResult{}, err
+	}
+	ents, total, matched, err := s.selectLocked(ctx, k, q)
+	if err != nil {
+		return ListResult{}, err
+	}
+	res := ListResult{Total: total, Matched: matched, Items: make([]Rendered, 0, len(ents))}
+	for _, e := range ents {
+		buf, err := s.render(k, e, ro)
+		if err != nil {
+			return ListResult{}, err
+		}
+		res.Items = append(res.Items, Rendered{Key: e.key, JSON: buf, ETag: e.etag})
+	}
+	return res, nil
+}
+
+// ListObjects returns private copies (stored form) of the objects matching q.
+func (s *Service) ListObjects(ctx context.Context, prefix string, q ListQuery) ([]models.Model, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, err := s.kindLocked("GET", prefix)
+	if err != nil {
+		return nil, err
+	}
+	ents, _, _, err := s.selectLocked(ctx, k, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]models.Model, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, s.decodeEntry(k, e))
+	}
+	return out, nil
+}
+
+func (s *Service) selectLocked(ctx context.Context, k *Kind, q ListQuery) ([]*entry, int, int, error) {
+	objs := s.data[k.Prefix]
+	sel := make([]*entry, 0, len(objs))
+	for _, e := range objs {
+		ok, err := q.matches(k, e)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if ok {
+			sel = append(sel, e)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, 0, err
+	}
+	sortEntries(k, sel, q.Sort, q.Reverse)
+	matched := len(sel)
+	if q.Offset > 0 {
+		if q.Offset >= len(sel) {
+			sel = sel[:0]
+		} else {
+			sel = sel[q.Offset:]
+		}
+	}
+	if q.Limit >= 0 && q.Limit < len(sel) {
+		sel = sel[:q.Limit]
+	}
+	return sel, len(objs), matched, nil
+}
+
+// --- writing ---
+
+// lockedView implements View for hooks running under the write lock.
+type lockedView struct{ s *Service }
+
+func (v lockedView) Get(prefix, id string) (models.Model, bool) {
+	k, ok := v.s.kinds[prefix]
+	if !ok {
+		return nil, false
+	}
+	e, ok := v.s.lookup(k, id)
+	if !ok {
+		return nil, false
+	}
+	return v.s.decodeEntry(k, e), true
+}
+
+func (v lockedView) List(prefix string) []models.Model {
+	k, ok := v.s.kinds[prefix]
+	if !ok {
+		return nil
+	}
+	ents := make([]*entry, 0, len(v.s.data[prefix]))
+	for _, e := range v.s.data[prefix] {
+		ents = append(ents, e)
+	}
+	sortEntries(k, ents, "", false)
+	out := make([]models.Model, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, v.s.decodeEntry(k, e))
+	}
+	return out
+}
+
+func (v lockedView) Param(name string) (*models.Param, bool) { return v.s.paramDefLocked(name) }
+
+// View runs fn with a consistent read-only view of all objects.
+func (s *Service) View(fn func(v View)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	fn(lockedView{s})
+}
+
+func (s *Service) makeEntry(k *Kind, obj models.Model) (*entry, error) {
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", k.Prefix, err)
+	}
+	view := raw
+	if k.Sanitize != nil {
+		c := k.newObject()
+		if err := json.Unmarshal(raw, c); err != nil {
+			return nil, fmt.Errorf("copy %s: %w", k.Prefix, err)
+		}
+		c.Fill()
+		k.Sanitize(c)
+		if view, err = json.Marshal(c); err != nil {
+			return nil, fmt.Errorf("encode %s: %w", k.Prefix, err)
+		}
+	}
+	fields := map[string]any{}
+	if err := json.Unmarshal(view, &fields); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", k.Prefix, err)
+	}
+	sum := sha256.Sum256(view)
+	return &entry{key: obj.Key(), obj: obj, raw: raw, view: view, fields: fields,
+		etag: `"` + hex.EncodeToString(sum[:16]) + `"`}, nil
+}
+
+func fieldString(v any) (string, bool) {
+	switch t := v.(type) {
+	case nil:
+		return "", false
+	case string:
+		return t, t != ""
+	default:
+		b, _ := json.Marshal(t)
+		return string(b), true
+	}
+}
+
+func (s *Service) indexAdd(k *Kind, e *entry) {
+	for f, m := range s.uniq[k.Prefix] {
+		if v, ok := fieldString(e.fields[f]); ok {
+			m[v] = e.key
+		}
+	}
+}
+
+func (s *Service) indexRemove(k *Kind, e *entry) {
+	for f, m := range s.uniq[k.Prefix] {
+		if v, ok := fieldString(e.fields[f]); ok && m[v] == e.key {
+			delete(m, v)
+		}
+	}
+}
+
+func typeFor(action string) string {
+	switch action {
+	case ActionCreate:
+		return "CREATE"
+	case ActionDelete:
+		return "DELETE"
+	case ActionSave:
+		return "SAVE"
+	default:
+		return "UPDATE"
+	}
+}
+
+// asModelError converts a hook or validation error into a *models.Error.
+func asModelError(err error, typ string, code int, prefix, key string) *models.Error {
+	var me *models.Error
+	if errors.As(err, &me) {
+		out := *me
+		if out.Model == "" {
+			out.Model = prefix
+		}
+		if out.Key == "" {
+			out.Key = key
+		}
+		if out.Code == 0 {
+			out.Code = code
+		}
+		if out.Type == "" {
+			out.Type = typ
+		}
+		return &out
+	}
+	return &models.Error{Model: prefix, Key: key, Type: typ, Code: code, Messages: []string{err.Error()}}
+}
+
+func validationError(prefix, key string, err error) *models.Error {
+	return asModelError(err, "ValidationError", 422, prefix, key)
+}
+
+// setValid marks obj validated and available, as DRP shows stored objects.
+func setValid(obj models.Model) {
+	if r, ok := obj.(*models.RawModel); ok {
+		(*r)["Validated"], (*r)["Available"], (*r)["Errors"] = true, true, []any{}
+		return
+	}
+	rv := reflect.ValueOf(obj)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return
+	}
+	f := rv.Elem().FieldByName("Validation")
+	if f.IsValid() && f.CanSet() && f.Type() == reflect.TypeOf(models.Validation{}) {
+		f.Set(reflect.ValueOf(models.Validation{Validated: true, Available: true, Errors: []string{}}))
+	}
+}
+
+// prepared is a validated change ready to commit.
+type prepared struct {
+	k      *Kind
+	action string
+	old    *entry
+	new    *entry
+	change Change
+}
+
+// prepareWrite runs the write pipeline on obj (a fresh object the caller
+// owns) against old (nil on create). Caller holds the write lock.
+func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal string, old *entry, obj models.Model) (*prepared, error) {
+	typ := typeFor(action)
+	if r, ok := obj.(*models.RawModel); ok {
+		if *r == nil {
+			*r = models.RawModel{}
+		}
+		(*r)["Type"] = k.Prefix
+	}
+	obj.Fill()
+	v := lockedView{s}
+	var oldObj models.Model
+	if old != nil {
+		oldObj = s.decodeEntry(k, old)
+	}
+	if k.Prepare != nil {
+		if err := k.Prepare(v, oldObj, obj); err != nil {
+			return nil, validationError(k.Prefix, obj.Key(), err)
+		}
+	}
+	key := obj.Key()
+	if key == "" {
+		return nil, &models.Error{Model: k.Prefix, Type: typ, Code: 400, Messages: []string{"Empty key not allowed"}}
+	}
+	if strings.Contains(key, "/") {
+		return nil, &models.Error{Model: k.Prefix, Key: key, Type: "ValidationError", Code: 422,
+			Messages: []string{fmt.Sprintf("Key %q must not contain /", key)}}
+	}
+	if old != nil && key != old.key {
+		return nil, &models.Error{Model: k.Prefix, Key: old.key, Type: typ, Code: 400,
+			Messages: []string{fmt.Sprintf("Key change from %s to %s not allowed", old.key, key)}}
+	}
+	if old == nil {
+		if _, exists := s.data[k.Prefix][key]; exists {
+			return nil, &models.Error{Model: k.Prefix, Key: key, Type: typ, Code: 409, Messages: []string{"already exists"}}
+		}
+	}
+	if pm, ok := obj.(models.Paramer); ok && !k.NoParams {
+		var oldParams map[string]any
+		if op, ok := oldObj.(models.Paramer); ok {
+			oldParams = op.GetParams()
+		}
+		params := pm.GetParams()
+		if params == nil {
+			params = map[string]any{}
+		}
+		if err := s.checkParams(params, oldParams); err != nil {
+			return nil, validationError(k.Prefix, key, err)
+		}
+		pm.SetParams(params)
+	}
+	if k.Validate != nil {
+		if err := k.Validate(v, obj); err != nil {
+			return nil, validationError(k.Prefix, key, err)
+		}
+	}
+	ch := &Change{Prefix: k.Prefix, Action: action, Key: key, Principal: principal, Old: oldObj, New: obj}
+	for _, fn := range append(append([]BeforeFunc{}, s.before[k.Prefix]...), s.before["*"]...) {
+		if err := fn(ctx, v, ch); err != nil {
+			return nil, validationError(k.Prefix, key, err)
+		}
+	}
+	obj = ch.New
+	if obj == nil || obj.Key() != key {
+		return nil, &models.Error{Model: k.Prefix, Key: key, Type: typ, Code: 500, Messages: []string{"a change hook replaced the object key"}}
+	}
+	setValid(obj)
+	e, err := s.makeEntry(k, obj)
+	if err != nil {
+		return nil, asModelError(err, typ, 500, k.Prefix, key)
+	}
+	for f, m := range s.uniq[k.Prefix] {
+		val, ok := fieldString(e.fields[f])
+		if !ok {
+			continue
+		}
+		if other, taken := m[val]; taken && other != key {
+			return nil, &models.Error{Model: k.Prefix, Key: key, Type: typ, Code: 409,
+				Messages: []string{fmt.Sprintf("%s %s already in use by %s", f, val, other)}}
+		}
+	}
+	if old != nil && bytes.Equal(old.raw, e.raw) && action != ActionSave {
+		// Nothing changed: still a successful update, no write needed.
+		e = old
+	}
+	return &prepared{k: k, action: action, old: old, new: e, change: *ch}, nil
+}
+
+// commit persists p, updates the cache and publishes the event. Caller holds
+// the write lock. It returns the after hooks to run once unlocked.
+func (s *Service) commit(ctx context.Context, p *prepared) ([]AfterFunc, error) {
+	k := p.k
+	if p.new != p.old || p.new == nil {
+		err := s.st.Update(ctx, func(tx store.Tx) error {
+			if p.new == nil {
+				return tx.Delete(k.Prefix, p.old.key)
+			}
+			return tx.Put(k.Prefix, p.new.key, p.new.raw)
+		})
+		if err != nil {
+			key := p.change.Key
+			return nil, &models.Error{Model: k.Prefix, Key: key, Type: typeFor(p.action), Code: 507,
+				Messages: []string{fmt.Sprintf("store: %v", err)}}
+		}
+	}
+	if p.old != nil {
+		s.indexRemove(k, p.old)
+	}
+	if p.new == nil {
+		delete(s.data[k.Prefix], p.old.key)
+	} else {
+		s.data[k.Prefix][p.new.key] = p.new
+		s.indexAdd(k, p.new)
+	}
+	ev := models.Event{Time: time.Now().UTC(), Type: k.Prefix, Action: p.action, Key: p.change.Key, Principal: p.change.Principal}
+	switch {
+	case p.new == nil:
+		ev.Object = json.RawMessage(p.old.view)
+	default:
+		ev.Object = json.RawMessage(p.new.view)
+		if p.old != nil {
+			ev.Original = json.RawMessage(p.old.view)
+		}
+	}
+	s.bus.Publish(ev)
+	hooks := append(append([]AfterFunc{}, s.after[k.Prefix]...), s.after["*"]...)
+	return hooks, nil
+}
+
+func (s *Service) runAfter(ctx context.Context, hooks []AfterFunc, p *prepared) {
+	if len(hooks) == 0 {
+		return
+	}
+	for _, fn := range hooks {
+		c := p.change
+		if p.old != nil {
+			c.Old = s.decodeEntry(p.k, p.old)
+		}
+		if p.new != nil {
+			c.New = s.decodeEntry(p.k, p.new)
+		} else {
+			c.New = nil
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					s.log.Error("change hook panicked", "prefix", c.Prefix, "key", c.Key, "panic", r)
+				}
+			}()
+			fn(ctx, c)
+		}()
+	}
+}
+
+// write is the shared tail of every mutation: fn, under the write lock,
+// picks the kind, the old entry and the new object; write validates, commits,
+// publishes and runs hooks, and returns a copy of the result.
+func (s *Service) write(ctx context.Context, method, prefix, action, principal string,
+	fn func(k *Kind) (old *entry, obj models.Model, err error)) (models.Model, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &models.Error{Model: prefix, Type: method, Code: 503, Messages: []string{err.Error()}}
+	}
+	s.mu.Lock()
+	k, err := s.kindLocked(method, prefix)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	old, obj, err := fn(k)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	var p *prepared
+	if obj == nil {
+		if old == nil {
+			s.mu.Unlock()
+			return nil, notFound(method, prefix, "")
+		}
+		if old.obj != nil {
+			if ro := readOnly(old.fields); ro {
+				s.mu.Unlock()
+				return nil, &models.Error{Model: prefix, Key: old.key, Type: method, Code: 403, Messages: []string{"Object is read only"}}
+			}
+		}
+		oldObj := s.decodeEntry(k, old)
+		if k.ValidateDelete != nil {
+			if err := k.ValidateDelete(lockedView{s}, oldObj); err != nil {
+				s.mu.Unlock()
+				return nil, asModelError(err, method, 409, prefix, old.key)
+			}
+		}
+		ch := &Change{Prefix: prefix, Action: ActionDelete, Key: old.key, Principal: principal, Old: oldObj}
+		for _, fn := range append(append([]BeforeFunc{}, s.before[prefix]...), s.before["*"]...) {
+			if err := fn(ctx, lockedView{s}, ch); err != nil {
+				s.mu.Unlock()
+				return nil, asModelError(err, method, 409, prefix, old.key)
+			}
+		}
+		p = &prepared{k: k, action: ActionDelete, old: old, change: *ch}
+	} else {
+		if old != nil && readOnly(old.fields) {
+			s.mu.Unlock()
+			return nil, &models.Error{Model: prefix, Key: old.key, Type: method, Code: 403, Messages: []string{"Object is read only"}}
+		}
+		p, err = s.prepareWrite(ctx, k, action, principal, old, obj)
+		if err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+	}
+	hooks, err := s.commit(ctx, p)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	s.runAfter(ctx, hooks, p)
+	res := p.new
+	if res == nil {
+		res = p.old
+	}
+	return s.decodeEntry(k, res), nil
+}
+
+func readOnly(fields map[string]any) bool {
+	b, _ := fields["ReadOnly"].(bool)
+	return b
+}
+
+// Create stores a new object. obj must be of the kind's type (e.g.
+// *models.Machine); the service owns it afterwards.
+func (s *Service) Create(ctx context.Context, principal, prefix string, obj models.Model) (models.Model, error) {
+	return s.write(ctx, "CREATE", prefix, ActionCreate, principal, func(k *Kind) (*entry, models.Model, error) {
+		if reflect.TypeOf(obj) != reflect.TypeOf(k.newObject()) {
+			return nil, nil, &models.Error{Model: prefix, Type: "CREATE", Code: 400,
+				Messages: []string{fmt.Sprintf("object of type %T cannot be stored in %s", obj, prefix)}}
+		}
+		return nil, obj, nil
+	})
+}
+
+// Replace replaces the object with key or <Index>:<value> id by obj (PUT).
+// An empty key in obj takes the stored object's key.
+func (s *Service) Replace(ctx context.Context, principal, prefix, id string, obj models.Model) (models.Model, error) {
+	return s.write(ctx, "PUT", prefix, ActionUpdate, principal, func(k *Kind) (*entry, models.Model, error) {
+		old, ok := s.lookup(k, id)
+		if !ok {
+			return nil, nil, notFound("PUT", prefix, id)
+		}
+		if reflect.TypeOf(obj) != reflect.TypeOf(k.newObject()) {
+			return nil, nil, &models.Error{Model: prefix, Key: id, Type: "PUT", Code: 400,
+				Messages: []string{fmt.Sprintf("object of type %T cannot be stored in %s", obj, prefix)}}
+		}
+		if obj.Key() == "" || obj.Key() == uuidZero {
+			setKey(k, obj, old.key)
+		}
+		return old, obj, nil
+	})
+}
+
+// Update applies fn to a copy of the stored object and saves the result
+// (action "update"). fn runs under the write lock and must not call the
+// Service.
+func (s *Service) Update(ctx context.Context, principal, prefix, id string, fn func(obj models.Model) error) (models.Model, error) {
+	return s.write(ctx, "UPDATE", prefix, ActionUpdate, principal, func(k *Kind) (*entry, models.Model, error) {
+		old, ok := s.lookup(k, id)
+		if !ok {
+			return nil, nil, notFound("UPDATE", prefix, id)
+		}
+		obj := s.decodeEntry(k, old)
+		if err := fn(obj); err != nil {
+			return nil, nil, asModelError(err, "UPDATE", 422, prefix, old.key)
+		}
+		return old, obj, nil
+	})
+}
+
+// Save creates or replaces obj (action "save"). It is meant for
+// subsystems that own objects, e.g. the plugin host writing a provider.
+func (s *Service) Save(ctx context.Context, principal, prefix string, obj models.Model) (models.Model, error) {
+	return s.write(ctx, "SAVE", prefix, ActionSave, principal, func(k *Kind) (*entry, models.Model, error) {
+		if reflect.TypeOf(obj) != reflect.TypeOf(k.newObject()) {
+			return nil, nil, &models.Error{Model: prefix, Type: "SAVE", Code: 400,
+				Messages: []string{fmt.Sprintf("object of type %T cannot be stored in %s", obj, prefix)}}
+		}
+		old := s.data[k.Prefix][obj.Key()]
+		return old, obj, nil
+	})
+}
+
+// Delete removes the object with key or <Index>:<value> id and returns it.
+func (s *Service) Delete(ctx context.Context, principal, prefix, id string) (models.Model, error) {
+	return s.write(ctx, "DELETE", prefix, ActionDelete, principal, func(k *Kind) (*entry, models.Model, error) {
+		old, ok := s.lookup(k, id)
+		if !ok {
+			return nil, nil, notFound("DELETE", prefix, id)
+		}
+		return old, nil, nil
+	})
+}
+
+const uuidZero = "00000000-0000-0000-0000-000000000000"
+
+// setKey sets obj's key field through JSON so it works for any kind.
+func setKey(k *Kind, obj models.Model, key string) {
+	if r, ok := obj.(*models.RawModel); ok {
+		(*r)[k.KeyField] = key
+		return
+	}
+	patch, _ := json.Marshal(map[string]string{k.KeyField: key})
+	_ = json.Unmarshal(patch, obj)
+}
+
+// Render returns the API form of a stored-form object (for example one
+// returned by Create), as GET would show it.
+func (s *Service) Render(prefix string, obj models.Model, ro RenderOptions) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, err := s.kindLocked("GET", prefix)
+	if err != nil {
+		return nil, err
+	}
+	c := k.newObject()
+	if err := models.Remarshal(obj, c); err != nil {
+		return nil, fmt.Errorf("render %s: %w", prefix, err)
+	}
+	c.Fill()
+	e, err := s.makeEntry(k, c)
+	if err != nil {
+		return nil, err
+	}
+	return s.render(k, e, ro)
+}

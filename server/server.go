@@ -1,0 +1,488 @@
+// Package server assembles provisiond: store, event bus, secure param keys,
+// object service, authentication, the HTTPS API and the static file server,
+// plus optional Modules (such as the plugin host) that extend it.
+//
+// Typical use (see server/cmd/provisiond and server/servertest):
+//
+//	s, err := server.New(ctx, cfg, server.Options{Modules: []server.Module{host}})
+//	if err != nil { ... }
+//	err = s.Run(ctx) // serves until ctx ends, then shuts down cleanly
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server/api"
+	"github.com/provisionhq/provision/server/auth"
+	"github.com/provisionhq/provision/server/config"
+	"github.com/provisionhq/provision/server/events"
+	"github.com/provisionhq/provision/server/objects"
+	"github.com/provisionhq/provision/server/secrets"
+	"github.com/provisionhq/provision/server/store"
+	"github.com/provisionhq/provision/server/tlsutil"
+)
+
+// Version is reported by /api/v3/info.
+const Version = "v4.8.0-provision"
+
+// AdminUser is the bootstrap superuser.
+const AdminUser = "rocketskates"
+
+// AdminPasswordFile is where a generated admin password is written.
+const AdminPasswordFile = "admin-password"
+
+// EndpointsFile (in the base directory) records the URLs a running server
+// listens on, written once both listeners are bound; tools and tests that
+// start provisiond on port 0 read it.
+const EndpointsFile = "endpoints.json"
+
+// DatabaseFile is the bbolt database inside the base directory.
+const DatabaseFile = "provision.db"
+
+// metaBucket holds server bookkeeping (endpoint id, bootstrap marker).
+const metaBucket = "provision-meta"
+
+// Features lists the capabilities /api/v3/info advertises.
+var Features = []string{"api-v3", "sane-exit-codes", "secure-params", "secure-param-upgrade",
+	"plugin-v4", "json-patch", "websocket-register-acks", "http-only-static"}
+
+// Module extends provisiond (the plugin host is one).
+type Module interface {
+	// Name labels the module in logs.
+	Name() string
+	// Setup runs once the core exists and before listeners open: register
+	// object kinds (s.Objects().Register), hooks (OnChange), routes
+	// (s.API().Group(), HandleSub, HandleItem).
+	Setup(ctx context.Context, s *Server) error
+	// Start runs once the API is serving (s.APIURL() is known). It must
+	// return promptly; background work ends when ctx ends or Stop is called.
+	Start(ctx context.Context) error
+	// Stop runs on shutdown before the listeners close, in reverse order
+	// of the modules.
+	Stop(ctx context.Context) error
+}
+
+// Options are the parts of a Server that are not configuration.
+type Options struct {
+	// Modules are set up and started in order.
+	Modules []Module
+	// Logger overrides the logger built from the configuration.
+	Logger *slog.Logger
+	// LogOutput receives the logs when Logger is nil (default os.Stderr).
+	LogOutput io.Writer
+	// Stdout receives the one-time admin password notice (default os.Stdout).
+	Stdout io.Writer
+}
+
+// Server is one running provisiond.
+type Server struct {
+	cfg     config.Config
+	opts    Options
+	log     *slog.Logger
+	st      store.Store
+	bus     *events.Bus
+	keys    *secrets.Keeper
+	objs    *objects.Service
+	auth    *auth.Service
+	ws      *events.WebsocketHandler
+	api     *api.API
+	reg     *prometheus.Registry
+	id      string
+	tlsCert tls.Certificate
+
+	mu                sync.Mutex
+	apiLn, staticLn   net.Listener
+	apiSrv, staticSrv *http.Server
+	serveErr          chan error
+	started, stopped  bool
+	modCtx            context.Context
+	modCancel         context.CancelFunc
+}
+
+// NewLogger builds the slog logger described by cfg.
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	ho := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// New opens the base directory (failing at once if another provisiond
+// uses it), bootstraps it on first start and sets up every module. Nothing
+// listens until Start.
+func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.LogOutput == nil {
+		opts.LogOutput = os.Stderr
+	}
+	log := opts.Logger
+	if log == nil {
+		log = NewLogger(cfg, opts.LogOutput)
+	}
+	if err := os.MkdirAll(cfg.BaseRoot, 0o700); err != nil {
+		return nil, fmt.Errorf("create base root: %w", err)
+	}
+	for _, d := range []string{cfg.FileRoot(), cfg.EffectivePluginRoot()} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	st, err := store.OpenBolt(filepath.Join(cfg.BaseRoot, DatabaseFile), store.BoltOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("open database in %s: %w", cfg.BaseRoot, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = st.Close()
+		}
+	}()
+	s := &Server{cfg: cfg, opts: opts, log: log, st: st, reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.bus = events.NewBus(events.Options{Metrics: s.reg, Logger: log.With("component", "events")})
+	if s.keys, err = secrets.LoadOrCreate(cfg.BaseRoot); err != nil {
+		return nil, err
+	}
+	s.objs, err = objects.New(objects.Options{Store: st, Bus: s.bus, Keys: s.keys, Logger: log.With("component", "objects")})
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range []objects.Kind{objects.ProfilesKind(), objects.ParamsKind(s.objs), objects.MachinesKind(),
+		auth.UsersKind(), objects.PluginsKind(), objects.PluginProvidersKind()} {
+		if err := s.objs.Register(ctx, k); err != nil {
+			return nil, err
+		}
+	}
+	if s.auth, err = auth.New(cfg.BaseRoot, s.objs); err != nil {
+		return nil, err
+	}
+	if s.tlsCert, err = tlsutil.Load(cfg.BaseRoot, cfg.TLSCert, cfg.TLSKey); err != nil {
+		return nil, err
+	}
+	if err := s.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	s.ws = events.NewWebsocketHandler(s.bus, events.WSOptions{Logger: log.With("component", "websocket")})
+	s.api = api.New(api.Options{
+		Objects: s.objs, Auth: s.auth, Bus: s.bus, WS: s.ws, Info: s.Info,
+		Logger: log.With("component", "api"), Registry: s.reg, MetricsOpen: cfg.MetricsOpen,
+		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+	})
+	for _, m := range opts.Modules {
+		if err := m.Setup(ctx, s); err != nil {
+			return nil, fmt.Errorf("module %s: %w", m.Name(), err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) bootstrap(ctx context.Context) error {
+	var id, boot []byte
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		if v, ok := tx.Get(metaBucket, "endpoint-id"); ok {
+			id = append([]byte{}, v...)
+		}
+		if v, ok := tx.Get(metaBucket, "bootstrapped"); ok {
+			boot = append([]byte{}, v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read server metadata: %w", err)
+	}
+	if len(id) == 0 {
+		b := make([]byte, 6)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		id = []byte(hex.EncodeToString(b))
+		if err := s.st.Update(ctx, func(tx store.Tx) error { return tx.Put(metaBucket, "endpoint-id", id) }); err != nil {
+			return fmt.Errorf("store endpoint id: %w", err)
+		}
+	}
+	s.id = string(id)
+	if _, err := s.objs.Get(ctx, "profiles", objects.GlobalProfile); err != nil {
+		g := &models.Profile{Name: objects.GlobalProfile, Description: "Global profile: params consulted last for every object"}
+		if _, err := s.objs.Create(ctx, "system", "profiles", g); err != nil {
+			return fmt.Errorf("create global profile: %w", err)
+		}
+	}
+	if len(boot) > 0 {
+		return nil
+	}
+	pw, generated := s.cfg.AdminPassword, false
+	if pw == "" {
+		b := make([]byte, 18)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		pw, generated = hex.EncodeToString(b), true
+	}
+	if _, err := s.objs.Get(ctx, "users", AdminUser); err != nil {
+		h, err := auth.HashPassword(pw)
+		if err != nil {
+			return fmt.Errorf("admin password: %w", err)
+		}
+		u := &models.User{Name: AdminUser, Description: "bootstrap superuser", Roles: []string{auth.SuperuserRole}, PasswordHash: h}
+		if _, err := s.objs.Create(ctx, "system", "users", u); err != nil {
+			return fmt.Errorf("create %s: %w", AdminUser, err)
+		}
+		if generated {
+			path := filepath.Join(s.cfg.BaseRoot, AdminPasswordFile)
+			if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+				return fmt.Errorf("write admin password: %w", err)
+			}
+			fmt.Fprintf(s.opts.Stdout, "provisiond: created user %s with a generated password (also in %s, mode 0600): %s\n", AdminUser, path, pw)
+		}
+		s.log.Info("bootstrap user created", "user", AdminUser, "password_file", generated)
+	}
+	return s.st.Update(ctx, func(tx store.Tx) error { return tx.Put(metaBucket, "bootstrapped", []byte(time.Now().UTC().Format(time.RFC3339))) })
+}
+
+// Config returns the server's configuration.
+func (s *Server) Config() config.Config { return s.cfg }
+
+// Logger returns the server logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+// Store returns the database.
+func (s *Server) Store() store.Store { return s.st }
+
+// Bus returns the event bus.
+func (s *Server) Bus() *events.Bus { return s.bus }
+
+// Objects returns the object service (kinds, CRUD, params, hooks).
+func (s *Server) Objects() *objects.Service { return s.objs }
+
+// Auth returns the authentication service (token minting and revocation).
+func (s *Server) Auth() *auth.Service { return s.auth }
+
+// Secrets returns the secure param key keeper.
+func (s *Server) Secrets() *secrets.Keeper { return s.keys }
+
+// API returns the HTTP API, for modules adding routes.
+func (s *Server) API() *api.API { return s.api }
+
+// Metrics returns the Prometheus registry served at /metrics.
+func (s *Server) Metrics() *prometheus.Registry { return s.reg }
+
+// ID is the server's endpoint id.
+func (s *Server) ID() string { return s.id }
+
+// APIURL is the base URL of the API (https://host:port, no /api/v3), known
+// once Start has returned.
+func (s *Server) APIURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.apiLn == nil {
+		return ""
+	}
+	return "https://" + hostPort(s.cfg.APIAddr, s.apiLn.Addr())
+}
+
+// StaticURL is the base URL of the static file server ("" when disabled).
+func (s *Server) StaticURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.staticLn == nil {
+		return ""
+	}
+	return "http://" + hostPort(s.cfg.StaticAddr, s.staticLn.Addr())
+}
+
+func hostPort(bind string, a net.Addr) string {
+	port := strconv.Itoa(a.(*net.TCPAddr).Port)
+	host := bind
+	if ip := net.ParseIP(bind); bind == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func port(ln net.Listener) int {
+	if ln == nil {
+		return 0
+	}
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Info describes the server for /api/v3/info.
+func (s *Server) Info(ctx context.Context) models.Info {
+	s.mu.Lock()
+	apiPort, filePort := port(s.apiLn), port(s.staticLn)
+	s.mu.Unlock()
+	return models.Info{
+		Arch: runtime.GOARCH, Os: runtime.GOOS, Version: Version, Id: s.id, LocalId: s.id,
+		ApiPort: apiPort, FilePort: filePort, Address: s.cfg.APIAddr,
+		Stats: []models.Stat{{Name: "machines.count", Count: s.objs.Count("machines")}, {Name: "subnets.count", Count: 0}},
+		Features: append([]string{}, Features...), Errors: []string{},
+	}
+}
+
+// Start binds the listeners, starts serving, writes EndpointsFile and
+// starts the modules. It returns once everything is up.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("server already started")
+	}
+	s.started = true
+	s.mu.Unlock()
+	apiLn, err := net.Listen("tcp", net.JoinHostPort(s.cfg.APIAddr, strconv.Itoa(s.cfg.APIPort)))
+	if err != nil {
+		return fmt.Errorf("listen for API: %w", err)
+	}
+	var staticLn net.Listener
+	if s.cfg.StaticPort >= 0 {
+		staticLn, err = net.Listen("tcp", net.JoinHostPort(s.cfg.StaticAddr, strconv.Itoa(s.cfg.StaticPort)))
+		if err != nil {
+			_ = apiLn.Close()
+			return fmt.Errorf("listen for static files: %w", err)
+		}
+	}
+	errLog := slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelWarn)
+	apiSrv := &http.Server{
+		Handler:           s.api.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errLog,
+	}
+	s.mu.Lock()
+	s.apiLn, s.staticLn, s.apiSrv = apiLn, staticLn, apiSrv
+	s.serveErr = make(chan error, 2)
+	s.mu.Unlock()
+	go func() { s.serveErr <- apiSrv.ServeTLS(apiLn, "", "") }()
+	if staticLn != nil {
+		staticSrv := &http.Server{
+			Handler:           http.FileServer(http.Dir(s.cfg.FileRoot())),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          errLog,
+		}
+		s.mu.Lock()
+		s.staticSrv = staticSrv
+		s.mu.Unlock()
+		go func() { s.serveErr <- staticSrv.Serve(staticLn) }()
+	}
+	if err := s.writeEndpoints(); err != nil {
+		return err
+	}
+	s.log.Info("provisiond serving", "api", s.APIURL(), "static", s.StaticURL(), "base_root", s.cfg.BaseRoot)
+	s.modCtx, s.modCancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, m := range s.opts.Modules {
+		if err := m.Start(s.modCtx); err != nil {
+			return fmt.Errorf("start module %s: %w", m.Name(), err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) writeEndpoints() error {
+	buf, _ := json.Marshal(map[string]string{"api": s.APIURL(), "static": s.StaticURL()})
+	path := filepath.Join(s.cfg.BaseRoot, EndpointsFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, buf, 0o644); err != nil {
+		return fmt.Errorf("write endpoints: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// Shutdown stops the modules, the websocket streams and the listeners
+// (waiting for in-flight requests until ctx ends) and closes the database.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	apiSrv, staticSrv := s.apiSrv, s.staticSrv
+	s.mu.Unlock()
+	var errs []error
+	for i := len(s.opts.Modules) - 1; i >= 0; i-- {
+		if err := s.opts.Modules[i].Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop module %s: %w", s.opts.Modules[i].Name(), err))
+		}
+	}
+	if s.modCancel != nil {
+		s.modCancel()
+	}
+	if s.ws != nil {
+		s.ws.Close()
+	}
+	for _, srv := range []*http.Server{apiSrv, staticSrv} {
+		if srv == nil {
+			continue
+		}
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			_ = srv.Close()
+		}
+	}
+	if err := s.st.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close database: %w", err))
+	}
+	s.log.Info("provisiond stopped")
+	return errors.Join(errs...)
+}
+
+// Run starts the server and serves until ctx ends or a listener fails,
+// then shuts down (allowing 15 seconds for in-flight requests).
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		return errors.Join(err, s.Shutdown(sctx))
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case err := <-s.serveErr:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr = fmt.Errorf("serve: %w", err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	return errors.Join(serveErr, s.Shutdown(sctx))
+}
+
+// Close releases the database of a server that was never started.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if started {
+		return s.Shutdown(context.Background())
+	}
+	return s.st.Close()
+}
