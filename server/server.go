@@ -262,7 +262,9 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		}
 		s.log.Info("bootstrap user created", "user", AdminUser, "password_file", generated)
 	}
-	return s.st.Update(ctx, func(tx store.Tx) error { return tx.Put(metaBucket, "bootstrapped", []byte(time.Now().UTC().Format(time.RFC3339))) })
+	return s.st.Update(ctx, func(tx store.Tx) error {
+		return tx.Put(metaBucket, "bootstrapped", []byte(time.Now().UTC().Format(time.RFC3339)))
+	})
 }
 
 // Config returns the server's configuration.
@@ -340,7 +342,7 @@ func (s *Server) Info(ctx context.Context) models.Info {
 	return models.Info{
 		Arch: runtime.GOARCH, Os: runtime.GOOS, Version: Version, Id: s.id, LocalId: s.id,
 		ApiPort: apiPort, FilePort: filePort, Address: s.cfg.APIAddr,
-		Stats: []models.Stat{{Name: "machines.count", Count: s.objs.Count("machines")}, {Name: "subnets.count", Count: 0}},
+		Stats:    []models.Stat{{Name: "machines.count", Count: s.objs.Count("machines")}, {Name: "subnets.count", Count: 0}},
 		Features: append([]string{}, Features...), Errors: []string{},
 	}
 }
