@@ -11,7 +11,7 @@ import (
 )
 
 func (a *app) newEventsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "events", Short: "Watch and post events"}
+	cmd := group(&cobra.Command{Use: "events", Short: "Watch and post events"})
 	cmd.AddCommand(a.eventsWatchCmd(), a.eventsPostCmd())
 	return cmd
 }

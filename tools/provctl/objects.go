@@ -30,7 +30,7 @@ type objectKind struct {
 
 // newObjectCmd builds the command group of one object kind.
 func (a *app) newObjectCmd(k objectKind, short string) *cobra.Command {
-	cmd := &cobra.Command{Use: k.prefix, Short: short}
+	cmd := group(&cobra.Command{Use: k.prefix, Short: short})
 	cmd.AddCommand(a.listCmd(k), a.showCmd(k), a.existsCmd(k), a.destroyCmd(k))
 	if !k.noCreate {
 		cmd.AddCommand(a.createCmd(k))

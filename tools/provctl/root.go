@@ -91,7 +91,7 @@ verified (provisiond uses a self-signed one by default).`,
 		a.newSystemCmd(),
 		a.newEventsCmd(),
 	)
-	// The "contents" command (bundle/unbundle) goes here: root.AddCommand(newContentsCmd()) once tools/provctl/contents.go exists.
+	root.AddCommand(newContentsCmd())
 	return root
 }
 
@@ -130,4 +130,18 @@ func firstSet(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// group makes cmd a command group that fails on an unknown subcommand
+// (cobra would otherwise print help and exit 0) and shows help when called
+// bare.
+func group(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+		}
+		return cmd.Help()
+	}
+	return cmd
 }
