@@ -1,0 +1,367 @@
+package pluginhost
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/provisionhq/provision/models"
+)
+
+// SystemPrefix is the pseudo prefix of system actions
+// (/api/v3/system/actions): AvailableActions whose Model is "".
+const SystemPrefix = "system"
+
+// ActionRequest is one action invocation.
+type ActionRequest struct {
+	// Prefix is the object type ("machines", "plugins", a StoreObjects
+	// prefix...) or SystemPrefix.
+	Prefix string
+	// ID is the object key or <Index>:<value>; ignored for system actions.
+	ID string
+	// Command is the action to run.
+	Command string
+	// Plugin, when set, picks that instance (?plugin=).
+	Plugin string
+	// Params are the caller's params (the request body).
+	Params map[string]any
+	// Timeout overrides the default action timeout (capped by
+	// Config.MaxActionTimeout); 0 uses the default.
+	Timeout time.Duration
+	// Principal is who asked, for the invocation event.
+	Principal string
+}
+
+// candidate is one instance able to run an action.
+type candidate struct {
+	in     *instance
+	prov   *provider
+	action models.AvailableAction
+}
+
+// target is the object an action runs against.
+type target struct {
+	obj    models.Model
+	model  string // AvailableAction.Model to match ("" for system)
+	errMod string // Model/Key in error messages
+	errKey string
+}
+
+func (h *Host) target(ctx context.Context, prefix, id, typ string) (*target, error) {
+	if prefix == SystemPrefix {
+		// DRP resolves system action params against the global profile
+		// and reports errors as system/global; the plugin receives the
+		// global profile as Action.Model.
+		obj, err := h.deps.Objects.GetObject(ctx, "profiles", "global")
+		if err != nil {
+			return nil, err
+		}
+		return &target{obj: obj, model: "", errMod: SystemPrefix, errKey: "global"}, nil
+	}
+	obj, err := h.deps.Objects.GetObject(ctx, prefix, id)
+	if err != nil {
+		var me *models.Error
+		if errors.As(err, &me) {
+			cp := *me
+			cp.Type = typ
+			return nil, &cp
+		}
+		return nil, err
+	}
+	return &target{obj: obj, model: prefix, errMod: prefix, errKey: obj.Key()}, nil
+}
+
+// candidates lists the instances (sorted by name) offering model/cmd;
+// cmd "" matches every command.
+func (h *Host) candidates(model, cmd, plugin string) []candidate {
+	var out []candidate
+	for _, in := range h.sortedInstances() {
+		if plugin != "" && in.name != plugin {
+			continue
+		}
+		enabled, prov := in.actionsEnabled()
+		if !enabled {
+			continue
+		}
+		for _, a := range prov.def.AvailableActions {
+			if a.Model == model && (cmd == "" || a.Command == cmd) {
+				out = append(out, candidate{in: in, prov: prov, action: a})
+			}
+		}
+	}
+	return out
+}
+
+// resolve builds the params of an action (§5.4 step 3): the caller's
+// params, then for each required/optional param not given, the object's
+// aggregated value (object, profiles, global) and finally the param
+// schema's default (DRP plugins such as ipmi rely on those defaults), then
+// schema validation. It returns DRP's error messages.
+func (h *Host) resolve(ctx context.Context, t *target, a models.AvailableAction, body map[string]any) (map[string]any, string, error) {
+	params := make(map[string]any, len(body)+len(a.RequiredParams)+len(a.OptionalParams))
+	for k, v := range body {
+		params[k] = v
+	}
+	fill := func(name string, required bool) (string, error) {
+		if _, ok := params[name]; ok {
+			return "", nil
+		}
+		v, found, err := h.deps.Params.AggregateParam(ctx, t.obj, name)
+		if err != nil {
+			return "", fmt.Errorf("resolve param %s: %w", name, err)
+		}
+		if !found {
+			def, ok, err := h.deps.Params.ParamDef(ctx, name)
+			if err != nil {
+				return "", fmt.Errorf("look up param %s: %w", name, err)
+			}
+			if ok && def != nil {
+				v, found = def.DefaultValue()
+			}
+		}
+		if found {
+			params[name] = v
+			return "", nil
+		}
+		if required {
+			return fmt.Sprintf("Action %s Missing Parameter %s", a.Command, name), nil
+		}
+		return "", nil
+	}
+	for _, name := range a.RequiredParams {
+		if msg, err := fill(name, true); msg != "" || err != nil {
+			return nil, msg, err
+		}
+	}
+	for _, name := range a.OptionalParams {
+		if _, err := fill(name, false); err != nil {
+			return nil, "", err
+		}
+	}
+	for _, list := range [][]string{a.RequiredParams, a.OptionalParams} {
+		for _, name := range list {
+			v, ok := params[name]
+			if !ok {
+				continue
+			}
+			if err := h.checkValue(ctx, name, v); err != nil {
+				return nil, fmt.Sprintf("Action %s: Invalid Parameter: %s: : %v", a.Command, name, err), nil
+			}
+		}
+	}
+	return params, "", nil
+}
+
+func actionError(t *target, typ string, code int, msg string) *models.Error {
+	return &models.Error{Model: t.errMod, Key: t.errKey, Type: typ, Code: code, Messages: []string{msg}}
+}
+
+// ListActions returns the actions (one per command, sorted) that currently
+// validate against prefix/id: registered by a running or restarting
+// instance, required params resolvable and schema-valid.
+func (h *Host) ListActions(ctx context.Context, prefix, id, plugin string) ([]models.AvailableAction, error) {
+	t, err := h.target(ctx, prefix, id, "GET")
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	out := []models.AvailableAction{}
+	for _, c := range h.candidates(t.model, "", plugin) {
+		if seen[c.action.Command] {
+			continue
+		}
+		_, msg, err := h.resolve(ctx, t, c.action, nil)
+		if err != nil {
+			return nil, actionError(t, "GET", http.StatusInternalServerError, err.Error())
+		}
+		if msg != "" {
+			continue
+		}
+		seen[c.action.Command] = true
+		out = append(out, c.action)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Command < out[j].Command })
+	return out, nil
+}
+
+// GetAction returns one action if it validates against prefix/id: 404 when
+// no instance offers it, 400 with DRP's message when it does not validate.
+func (h *Host) GetAction(ctx context.Context, prefix, id, cmd, plugin string) (*models.AvailableAction, error) {
+	t, err := h.target(ctx, prefix, id, "GET")
+	if err != nil {
+		return nil, err
+	}
+	cands := h.candidates(t.model, cmd, plugin)
+	if len(cands) == 0 {
+		return nil, actionError(t, "GET", http.StatusNotFound, cmd+": Not Found")
+	}
+	var first string
+	for _, c := range cands {
+		_, msg, err := h.resolve(ctx, t, c.action, nil)
+		if err != nil {
+			return nil, actionError(t, "GET", http.StatusInternalServerError, err.Error())
+		}
+		if msg == "" {
+			a := c.action
+			return &a, nil
+		}
+		if first == "" {
+			first = msg
+		}
+	}
+	return nil, actionError(t, "GET", http.StatusBadRequest, first)
+}
+
+// RunAction validates and runs an action and returns the plugin's JSON
+// answer verbatim. Errors are *models.Error: 400 validation (DRP's
+// messages), 404 missing object, the plugin's own error with its code,
+// 502 when the plugin died during the call, 503 when it is restarting, 504
+// on timeout.
+func (h *Host) RunAction(ctx context.Context, req ActionRequest) (json.RawMessage, error) {
+	t, err := h.target(ctx, req.Prefix, req.ID, "POST")
+	if err != nil {
+		return nil, err
+	}
+	cands := h.candidates(t.model, req.Command, req.Plugin)
+	if len(cands) == 0 {
+		if req.Plugin != "" {
+			return nil, actionError(t, "INVOKE", http.StatusBadRequest,
+				fmt.Sprintf("Action %s on %s for plugin %s not found", req.Command, t.errMod, req.Plugin))
+		}
+		return nil, actionError(t, "INVOKE", http.StatusBadRequest,
+			fmt.Sprintf("Action %s on %s: Not Found", req.Command, t.errMod))
+	}
+	var chosen *candidate
+	var params map[string]any
+	var firstMsg string
+	var proc *process
+	var notRunning *models.Error
+	for i := range cands {
+		c := &cands[i]
+		ps, msg, err := h.resolve(ctx, t, c.action, req.Params)
+		if err != nil {
+			return nil, actionError(t, "INVOKE", http.StatusInternalServerError, err.Error())
+		}
+		if msg != "" {
+			if firstMsg == "" {
+				firstMsg = msg
+			}
+			continue
+		}
+		// Prefer a running instance over one that is restarting.
+		p, nr := c.in.current()
+		if nr != nil {
+			if notRunning == nil {
+				notRunning = nr
+				chosen, params = c, ps
+			}
+			continue
+		}
+		chosen, params, proc = c, ps, p
+		break
+	}
+	if chosen == nil {
+		return nil, actionError(t, "INVOKE", http.StatusBadRequest, firstMsg)
+	}
+	if proc == nil {
+		return nil, notRunning
+	}
+	action := &models.Action{Plugin: chosen.in.name, Command: req.Command, Params: params, Model: t.obj}
+	h.publishInvocation(ctx, t, req, action)
+
+	timeout := h.cfg.ActionTimeout
+	if req.Timeout > 0 {
+		timeout = min(req.Timeout, h.cfg.MaxActionTimeout)
+	}
+	return h.invoke(ctx, proc, t, action, timeout)
+}
+
+func (h *Host) invoke(ctx context.Context, p *process, t *target, action *models.Action, timeout time.Duration) (json.RawMessage, error) {
+	name := p.name
+	if !p.enter() {
+		return nil, &models.Error{Model: "plugins", Key: name, Type: "plugin", Code: http.StatusServiceUnavailable,
+			Messages: []string{fmt.Sprintf("Plugin %s is stopping", name)}}
+	}
+	defer p.inflight.Done()
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	status, body, err := p.post(cctx, "/action", action)
+	dur := time.Since(start)
+	if err != nil {
+		h.metrics.action(name, dur, false)
+		switch {
+		case p.life.Err() != nil:
+			<-p.exited
+			return nil, actionError(t, "INVOKE", http.StatusBadGateway,
+				fmt.Sprintf("Plugin %s exited during action %s (%s)", name, action.Command, p.exitString()))
+		case ctx.Err() != nil:
+			// The caller went away; nobody reads this.
+			return nil, actionError(t, "INVOKE", 499, "client closed the request")
+		case cctx.Err() != nil:
+			return nil, actionError(t, "INVOKE", http.StatusGatewayTimeout,
+				fmt.Sprintf("Action %s on plugin %s timed out after %s", action.Command, name, timeout))
+		default:
+			return nil, actionError(t, "INVOKE", http.StatusBadGateway,
+				fmt.Sprintf("Plugin %s failed during action %s: %v", name, action.Command, err))
+		}
+	}
+	if status >= 400 {
+		h.metrics.action(name, dur, false)
+		return nil, decodeError(status, body, "plugin", "plugin", name)
+	}
+	h.metrics.action(name, dur, true)
+	trimmed := strings.TrimSpace(string(body))
+	if trimmed == "" {
+		return json.RawMessage("null"), nil
+	}
+	if !json.Valid([]byte(trimmed)) {
+		return nil, actionError(t, "INVOKE", http.StatusBadGateway,
+			fmt.Sprintf("Plugin %s answered action %s with invalid JSON", name, action.Command))
+	}
+	return json.RawMessage(trimmed), nil
+}
+
+// publishInvocation emits DRP's per-invocation event {Type: prefix,
+// Action: cmd, Key: id, Object: the Action}. Unlike DRP, secure param
+// values (decrypted for the plugin) are masked: events are visible to
+// anyone allowed to watch them.
+func (h *Host) publishInvocation(ctx context.Context, t *target, req ActionRequest, a *models.Action) {
+	masked := make(map[string]any, len(a.Params))
+	for k, v := range a.Params {
+		if def, ok, err := h.deps.Params.ParamDef(ctx, k); err == nil && ok && def != nil && def.Secure {
+			v = "*****"
+		}
+		masked[k] = v
+	}
+	ev := *a
+	ev.Params = masked
+	typ := req.Prefix
+	h.deps.Bus.Publish(models.Event{Time: time.Now(), Type: typ, Action: req.Command, Key: t.errKey,
+		Principal: req.Principal, Object: &ev})
+}
+
+// ParseTimeout parses a per-request action timeout: a Go duration ("90s")
+// or a number of seconds ("90").
+func ParseTimeout(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if n <= 0 {
+			return 0, fmt.Errorf("timeout must be positive, got %q", s)
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("timeout must be a positive duration like 30s, got %q", s)
+	}
+	return d, nil
+}

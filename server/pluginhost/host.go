@@ -1,0 +1,297 @@
+// Package pluginhost runs DRP v4 plugin providers as supervised child
+// processes: it discovers provider executables (define/unpack), loads their
+// content and custom object types, starts one process per Plugin object
+// (listen <toPlugin> <fromPlugin> over unix sockets), configures it,
+// dispatches actions to it, feeds it events, proxies /plugin-apis to it and
+// restarts it with backoff when it crashes or stops answering.
+//
+// The wire protocol is DRP's (see the project's drp-protocol spec §1-§4, §7);
+// where DRP has a quirk or a gap the host is compatible on the wire but
+// fixes the behaviour, and says so in a comment at the spot.
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/provisionhq/provision/models"
+)
+
+// Config holds the host's paths, URLs and time limits. Zero durations take
+// the defaults documented on each field.
+type Config struct {
+	// PluginRoot holds the provider executables (required).
+	PluginRoot string
+	// FileRoot is the root of the static file space; providers unpack into
+	// FileRoot/files/plugin_providers/<name> (required).
+	FileRoot string
+	// CommRoot is where each plugin process gets its private 0700 socket
+	// directory (default os.TempDir()). Socket paths must stay under the
+	// 108-byte unix limit, so keep it short.
+	CommRoot string
+	// ScratchRoot holds each plugin's working directory (default
+	// <PluginRoot>/../plugin-scratch).
+	ScratchRoot string
+	// APIURL is RS_ENDPOINT, e.g. https://127.0.0.1:8092 (required).
+	APIURL string
+	// FileURL is RS_FILESERVER, e.g. http://127.0.0.1:8091.
+	FileURL string
+	// Logger receives host and plugin log lines (default slog.Default()).
+	Logger *slog.Logger
+	// Metrics receives the per-plugin metrics; nil keeps them private.
+	Metrics prometheus.Registerer
+
+	// DefineTimeout bounds `define` and `unpack` (default 30s).
+	DefineTimeout time.Duration
+	// ReadyTimeout bounds the wait for READY! (default 30s). DRP has none.
+	ReadyTimeout time.Duration
+	// ConfigTimeout bounds POST /config (default 30s).
+	ConfigTimeout time.Duration
+	// ActionTimeout is the default action timeout (default 5m).
+	ActionTimeout time.Duration
+	// MaxActionTimeout caps the per-request ?timeout= override (default 1h).
+	MaxActionTimeout time.Duration
+	// DrainTimeout bounds the wait for in-flight actions before a
+	// deliberate stop (default 30s).
+	DrainTimeout time.Duration
+	// StopGrace is how long a stopping process gets after /stop before
+	// SIGTERM, and after SIGTERM before SIGKILL (default 5s).
+	StopGrace time.Duration
+	// PublishTimeout bounds one POST /publish (default 10s).
+	PublishTimeout time.Duration
+	// PublishQueueLen is each HasPublish instance's event queue (default 1024).
+	PublishQueueLen int
+	// HealthInterval is the period of liveness probes (default 10s).
+	HealthInterval time.Duration
+	// HealthTimeout bounds one probe (default 5s).
+	HealthTimeout time.Duration
+	// HealthFailures consecutive failed probes kill and restart a plugin
+	// (default 3).
+	HealthFailures int
+	// BackoffMin is the first restart delay after a crash (default 500ms).
+	BackoffMin time.Duration
+	// BackoffMax caps the restart delay (default 1m).
+	BackoffMax time.Duration
+	// HealthyAfter is how long a plugin must run before its backoff is
+	// reset (default 1m).
+	HealthyAfter time.Duration
+	// MaxPluginErrors bounds the PluginErrors list (default 20).
+	MaxPluginErrors int
+}
+
+func (c *Config) defaults() error {
+	if c.PluginRoot == "" || c.FileRoot == "" || c.APIURL == "" {
+		return errors.New("pluginhost: PluginRoot, FileRoot and APIURL are required")
+	}
+	if c.CommRoot == "" {
+		c.CommRoot = os.TempDir()
+	}
+	if c.ScratchRoot == "" {
+		c.ScratchRoot = filepath.Join(filepath.Dir(filepath.Clean(c.PluginRoot)), "plugin-scratch")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	dur := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	dur(&c.DefineTimeout, 30*time.Second)
+	dur(&c.ReadyTimeout, 30*time.Second)
+	dur(&c.ConfigTimeout, 30*time.Second)
+	dur(&c.ActionTimeout, 5*time.Minute)
+	dur(&c.MaxActionTimeout, time.Hour)
+	dur(&c.DrainTimeout, 30*time.Second)
+	dur(&c.StopGrace, 5*time.Second)
+	dur(&c.PublishTimeout, 10*time.Second)
+	dur(&c.HealthInterval, 10*time.Second)
+	dur(&c.HealthTimeout, 5*time.Second)
+	dur(&c.BackoffMin, 500*time.Millisecond)
+	dur(&c.BackoffMax, time.Minute)
+	dur(&c.HealthyAfter, time.Minute)
+	if c.PublishQueueLen <= 0 {
+		c.PublishQueueLen = 1024
+	}
+	if c.HealthFailures <= 0 {
+		c.HealthFailures = 3
+	}
+	if c.MaxPluginErrors <= 0 {
+		c.MaxPluginErrors = 20
+	}
+	return nil
+}
+
+// Host runs plugin providers and their instances. Create it with New, call
+// Start once the API is serving, and Close on shutdown.
+type Host struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	metrics *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// provMu serialises provider changes (discovery, upload, delete).
+	provMu sync.Mutex
+
+	mu        sync.RWMutex
+	providers map[string]*provider // by define Name
+	broken    map[string]*provider // files whose define failed, by file name
+	instances map[string]*instance // by Plugin name
+	closed    bool
+	schemas   schemaCache
+	wg        sync.WaitGroup
+}
+
+// New validates cfg and deps and returns a Host that runs nothing yet.
+func New(cfg Config, deps Deps) (*Host, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if deps.Tokens == nil || deps.Plugins == nil || deps.Objects == nil || deps.Params == nil || deps.Bus == nil {
+		return nil, errors.New("pluginhost: Deps.Tokens, Plugins, Objects, Params and Bus are required")
+	}
+	for _, d := range []string{cfg.PluginRoot, cfg.ScratchRoot, filepath.Join(cfg.FileRoot, "files", "plugin_providers")} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("pluginhost: create %s: %w", d, err)
+		}
+	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Host{
+		cfg: cfg, deps: deps, log: cfg.Logger.With("component", "pluginhost"), metrics: m,
+		ctx: ctx, cancel: cancel,
+		providers: map[string]*provider{}, broken: map[string]*provider{}, instances: map[string]*instance{},
+	}, nil
+}
+
+// Start discovers the providers in PluginRoot and starts an instance for
+// every Plugin object. It must be called once the API answers, because
+// define and plugins call back into it. Failures of single providers or
+// plugins are reported on their objects and never fail Start.
+func (h *Host) Start(ctx context.Context) error {
+	h.Reload(ctx)
+	plugins, err := h.deps.Plugins.ListPlugins(ctx)
+	if err != nil {
+		return fmt.Errorf("pluginhost: list plugins: %w", err)
+	}
+	for _, p := range plugins {
+		h.PluginSaved(p)
+	}
+	return nil
+}
+
+// Close stops every instance (as a deliberate stop: drain, /stop, SIGTERM,
+// SIGKILL) and waits for them.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	insts := make([]*instance, 0, len(h.instances))
+	for _, in := range h.instances {
+		insts = append(insts, in)
+	}
+	h.mu.Unlock()
+	for _, in := range insts {
+		in.remove()
+	}
+	h.cancel()
+	h.wg.Wait()
+	return nil
+}
+
+// PluginSaved tells the host that a Plugin object was created or changed.
+// A change of Params, Provider or Description restarts the instance; other
+// changes (PluginErrors, Meta...) do nothing. Call it after the change is
+// committed; it never blocks on the plugin.
+func (h *Host) PluginSaved(p *models.Plugin) {
+	if p == nil || p.Name == "" {
+		return
+	}
+	cp, err := models.Clone(p)
+	if err != nil {
+		h.log.Error("copy plugin", "plugin", p.Name, "err", err)
+		return
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	in, ok := h.instances[p.Name]
+	if !ok {
+		in = newInstance(h, cp)
+		h.instances[p.Name] = in
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			in.run()
+		}()
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	in.update(cp)
+}
+
+// PluginDeleted tells the host that a Plugin object was deleted: its
+// process is stopped (drain, /stop, SIGTERM, SIGKILL).
+func (h *Host) PluginDeleted(name string) {
+	h.mu.Lock()
+	in, ok := h.instances[name]
+	if ok {
+		delete(h.instances, name)
+	}
+	h.mu.Unlock()
+	if ok {
+		go in.remove()
+	}
+}
+
+func (h *Host) instance(name string) *instance {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.instances[name]
+}
+
+// sortedInstances returns the instances sorted by name.
+func (h *Host) sortedInstances() []*instance {
+	h.mu.RLock()
+	out := make([]*instance, 0, len(h.instances))
+	for _, in := range h.instances {
+		out = append(out, in)
+	}
+	h.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// providerChanged wakes every instance of provider so it restarts against
+// the new (or missing) provider.
+func (h *Host) providerChanged(name string) {
+	for _, in := range h.sortedInstances() {
+		if in.providerName() == name {
+			in.providerChanged()
+		}
+	}
+}
+
+func (h *Host) publish(typ, action, key string, obj any) {
+	h.deps.Bus.Publish(models.Event{Time: time.Now(), Type: typ, Action: action, Key: key, Principal: "pluginhost", Object: obj})
+}

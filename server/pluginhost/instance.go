@@ -1,0 +1,462 @@
+package pluginhost
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/provisionhq/provision/models"
+)
+
+// instance supervises one Plugin object: it owns at most one process at a
+// time and restarts it when it crashes, stops answering, or its
+// configuration changes. One goroutine (run) drives it, so lifecycle steps
+// never race each other.
+type instance struct {
+	h    *Host
+	name string
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	spec      *models.Plugin
+	proc      *process // configured process, nil when not running
+	enabled   bool     // actions registered: running, or restarting after a crash
+	state     string   // for error messages: why it is not running
+	stateErrs []string // errors of the current condition
+	history   []string // crash records, kept across restarts
+	lastErrs  []string // what PluginErrors was last set to
+
+	errMu sync.Mutex // serialises PluginErrors writes
+
+	wake  chan struct{}
+	leave chan leaveReq
+	quit  chan struct{}
+	done  chan struct{}
+	qOnce sync.Once
+
+	pubDropped atomic.Uint64
+}
+
+type leaveReq struct {
+	p      *process
+	reason *models.Error
+}
+
+func newInstance(h *Host, spec *models.Plugin) *instance {
+	return &instance{
+		h: h, name: spec.Name, spec: spec, log: h.log.With("plugin", spec.Name),
+		state: "starting",
+		wake:  make(chan struct{}, 1), leave: make(chan leaveReq, 1),
+		quit: make(chan struct{}), done: make(chan struct{}),
+	}
+}
+
+func (in *instance) providerName() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.spec.Provider
+}
+
+func (in *instance) snapshot() *models.Plugin {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.spec
+}
+
+// material reports whether a and b differ in what requires a restart
+// (DRP: Description, Provider or Params).
+func material(a, b *models.Plugin) bool {
+	if a.Description != b.Description || a.Provider != b.Provider {
+		return true
+	}
+	ja, _ := json.Marshal(a.Params)
+	jb, _ := json.Marshal(b.Params)
+	return string(ja) != string(jb)
+}
+
+func (in *instance) poke() {
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+// update records a new version of the Plugin object and wakes the
+// supervisor when it needs a restart.
+func (in *instance) update(p *models.Plugin) {
+	in.mu.Lock()
+	changed := material(in.spec, p)
+	in.spec = p
+	in.mu.Unlock()
+	if changed {
+		in.poke()
+	}
+}
+
+func (in *instance) providerChanged() { in.poke() }
+
+// remove stops the instance for good and waits for it.
+func (in *instance) remove() {
+	in.qOnce.Do(func() { close(in.quit) })
+	<-in.done
+}
+
+// leaving handles POST /leaving from process p.
+func (in *instance) leaving(p *process, reason *models.Error) {
+	select {
+	case in.leave <- leaveReq{p: p, reason: reason}:
+	default:
+	}
+}
+
+// current returns the running process, or an error saying why there is
+// none: 503 while restarting, so callers are answered at once.
+func (in *instance) current() (*process, *models.Error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.proc != nil && !in.proc.stopping.Load() && in.proc.life.Err() == nil {
+		return in.proc, nil
+	}
+	return nil, &models.Error{Model: "plugins", Key: in.name, Type: "plugin", Code: 503,
+		Messages: []string{fmt.Sprintf("Plugin %s is not running: %s", in.name, in.state)}}
+}
+
+func (in *instance) actionsEnabled() (bool, *provider) {
+	in.mu.Lock()
+	enabled, spec := in.enabled, in.spec
+	in.mu.Unlock()
+	if !enabled {
+		return false, nil
+	}
+	prov := in.h.provider(spec.Provider)
+	return prov != nil, prov
+}
+
+// setErrors writes PluginErrors = history + stateErrs when they changed.
+func (in *instance) flushErrors() {
+	in.errMu.Lock()
+	defer in.errMu.Unlock()
+	in.mu.Lock()
+	errs := append(append([]string{}, in.history...), in.stateErrs...)
+	if max := in.h.cfg.MaxPluginErrors; len(errs) > max {
+		errs = errs[len(errs)-max:]
+	}
+	same := len(errs) == len(in.lastErrs)
+	for i := 0; same && i < len(errs); i++ {
+		same = errs[i] == in.lastErrs[i]
+	}
+	in.lastErrs = errs
+	in.mu.Unlock()
+	if same {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.h.deps.Plugins.SetPluginErrors(ctx, in.name, errs); err != nil {
+		in.log.Error("update PluginErrors", "err", err)
+	}
+}
+
+// PluginErrors returns what the host last reported for the plugin.
+func (in *instance) pluginErrors() []string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]string{}, in.lastErrs...)
+}
+
+// stopped records a condition that keeps the instance down until its
+// object or provider changes.
+func (in *instance) stopped(msg string) {
+	in.mu.Lock()
+	in.proc, in.enabled, in.state = nil, false, msg
+	in.stateErrs = []string{msg}
+	in.mu.Unlock()
+	in.h.metrics.up(in.name, false)
+	in.flushErrors()
+}
+
+func (in *instance) addHistory(msg string) {
+	in.mu.Lock()
+	in.history = append(in.history, msg)
+	if max := in.h.cfg.MaxPluginErrors; len(in.history) > max {
+		in.history = in.history[len(in.history)-max:]
+	}
+	in.mu.Unlock()
+	in.flushErrors()
+}
+
+// waitChange blocks until the object or provider changes (true) or the
+// instance is removed (false).
+func (in *instance) waitChange() bool {
+	select {
+	case <-in.wake:
+		return true
+	case <-in.quit:
+		return false
+	}
+}
+
+// waitBackoff waits d, cut short by a change (true) or removal (false).
+func (in *instance) waitBackoff(d time.Duration) (alive, changed bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true, false
+	case <-in.wake:
+		return true, true
+	case <-in.quit:
+		return false, false
+	}
+}
+
+func (in *instance) nextBackoff(cur time.Duration) time.Duration {
+	if cur <= 0 {
+		return in.h.cfg.BackoffMin
+	}
+	cur *= 2
+	if cur > in.h.cfg.BackoffMax {
+		cur = in.h.cfg.BackoffMax
+	}
+	return cur
+}
+
+// run is the supervisor loop.
+func (in *instance) run() {
+	defer close(in.done)
+	defer in.h.metrics.forget(in.name)
+	h := in.h
+	var backoff time.Duration
+	for {
+		select {
+		case <-in.quit:
+			in.mu.Lock()
+			in.enabled, in.proc = false, nil
+			in.mu.Unlock()
+			return
+		default:
+		}
+		// Drain a pending wake: whatever changed is picked up now.
+		select {
+		case <-in.wake:
+		default:
+		}
+		spec := in.snapshot()
+		prov := h.provider(spec.Provider)
+		if prov == nil {
+			in.clearForRestart()
+			in.stopped("Missing Plugin Provider: " + spec.Provider)
+			if !in.waitChange() {
+				return
+			}
+			backoff = 0
+			continue
+		}
+		params, errs := h.checkPluginParams(h.ctx, prov, spec)
+		if len(errs) > 0 {
+			in.clearForRestart()
+			in.mu.Lock()
+			in.proc, in.enabled, in.state = nil, false, errs[0]
+			in.stateErrs = errs
+			in.mu.Unlock()
+			in.flushErrors()
+			if !in.waitChange() {
+				return
+			}
+			backoff = 0
+			continue
+		}
+		in.mu.Lock()
+		in.state = "starting"
+		in.mu.Unlock()
+		p, err := h.startProcess(h.ctx, in, prov, params)
+		if err != nil {
+			var perm *permanentError
+			if errors.As(err, &perm) {
+				in.log.Error("plugin failed to start", "err", err)
+				in.stopped(err.Error())
+				h.publish("plugins", "stopped", in.name, in.snapshot())
+				if !in.waitChange() {
+					return
+				}
+				backoff = 0
+				continue
+			}
+			backoff = in.nextBackoff(backoff)
+			msg := fmt.Sprintf("%s: %v (retry in %s)", time.Now().UTC().Format(time.RFC3339), err, backoff)
+			in.log.Error("plugin failed to start", "err", err, "retry_in", backoff)
+			in.mu.Lock()
+			in.proc, in.state = nil, "start failed, retrying in "+backoff.String()
+			in.mu.Unlock()
+			in.addHistory(msg)
+			h.metrics.restart(in.name)
+			h.publish("plugins", "crashed", in.name, map[string]any{"Name": in.name, "Error": err.Error()})
+			alive, changed := in.waitBackoff(backoff)
+			if !alive {
+				return
+			}
+			if changed {
+				in.poke()
+				backoff = 0
+			}
+			continue
+		}
+		in.mu.Lock()
+		in.proc, in.enabled, in.state = p, true, "running"
+		in.stateErrs = nil
+		in.mu.Unlock()
+		in.flushErrors()
+		h.metrics.up(in.name, true)
+		in.log.Info("plugin configured", "provider", prov.def.Name, "pid", p.cmd.Process.Pid)
+		h.publish("plugins", "configed", in.name, spec)
+
+		stopPump := in.startPublishPump(p)
+		stopHealth := in.startHealth(p)
+		reason, leave := in.watch(p, prov, spec)
+		stopHealth()
+		stopPump()
+
+		switch reason {
+		case "crashed":
+			in.mu.Lock()
+			in.proc = nil
+			in.mu.Unlock()
+			h.metrics.up(in.name, false)
+			p.cleanup()
+			if time.Since(p.started) >= h.cfg.HealthyAfter {
+				backoff = 0
+			}
+			backoff = in.nextBackoff(backoff)
+			why := "exited unexpectedly (" + p.exitString() + ")"
+			if p.unhealthy.Load() {
+				why = "stopped answering and was killed"
+			}
+			msg := fmt.Sprintf("%s: plugin %s; restarting in %s", time.Now().UTC().Format(time.RFC3339), why, backoff)
+			in.log.Error("plugin crashed", "why", why, "restart_in", backoff)
+			in.mu.Lock()
+			in.state = "crashed, restarting in " + backoff.String()
+			in.mu.Unlock()
+			in.addHistory(msg)
+			h.metrics.restart(in.name)
+			h.publish("plugins", "crashed", in.name, map[string]any{"Name": in.name, "Error": msg})
+			alive, changed := in.waitBackoff(backoff)
+			if !alive {
+				return
+			}
+			if changed {
+				in.poke()
+				backoff = 0
+			}
+		case "changed":
+			in.detach("restarting after a change")
+			p.stop(h.cfg.DrainTimeout)
+			h.publish("plugins", "stopped", in.name, in.snapshot())
+			in.clearForRestart()
+			backoff = 0
+			in.poke()
+		case "left":
+			in.detach("left")
+			p.stop(h.cfg.DrainTimeout)
+			in.stopped("Plugin left: " + leave.Error())
+			h.publish("plugins", "stopped", in.name, in.snapshot())
+			if !in.waitChange() {
+				return
+			}
+			backoff = 0
+		case "quit":
+			in.detach("deleted")
+			p.stop(h.cfg.DrainTimeout)
+			h.publish("plugins", "stopped", in.name, in.snapshot())
+			return
+		}
+	}
+}
+
+// detach takes the running process out of service before it is stopped.
+func (in *instance) detach(state string) {
+	in.mu.Lock()
+	in.proc, in.enabled, in.state = nil, false, state
+	in.mu.Unlock()
+	in.h.metrics.up(in.name, false)
+}
+
+// clearForRestart forgets old errors when the user changed something.
+func (in *instance) clearForRestart() {
+	in.mu.Lock()
+	in.history, in.stateErrs = nil, nil
+	in.mu.Unlock()
+}
+
+// watch waits while p runs and says why it must stop.
+func (in *instance) watch(p *process, prov *provider, running *models.Plugin) (string, *models.Error) {
+	for {
+		select {
+		case <-p.exited:
+			return "crashed", nil
+		case <-in.quit:
+			return "quit", nil
+		case lr := <-in.leave:
+			if lr.p == p {
+				return "left", lr.reason
+			}
+		case <-in.wake:
+			if in.h.provider(running.Provider) != prov || material(in.snapshot(), running) {
+				return "changed", nil
+			}
+		}
+	}
+}
+
+// startHealth probes p periodically and kills it after HealthFailures
+// consecutive failures; the supervisor then sees the exit and restarts it.
+func (in *instance) startHealth(p *process) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(in.h.cfg.HealthInterval)
+		defer t.Stop()
+		fails := 0
+		for {
+			select {
+			case <-stop:
+				return
+			case <-p.exited:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				select {
+				case <-stop:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			err := p.probe(ctx)
+			cancel()
+			if err == nil {
+				fails = 0
+				continue
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			fails++
+			in.log.Warn("plugin health probe failed", "err", err, "failures", fails)
+			if fails >= in.h.cfg.HealthFailures {
+				p.unhealthy.Store(true)
+				_ = killGroup(p.cmd, true)
+				return
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}

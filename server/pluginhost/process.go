@@ -1,0 +1,480 @@
+package pluginhost
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/provisionhq/provision/models"
+)
+
+// maxSocketPath is the usable length of a unix socket path on Linux
+// (sun_path is 108 bytes including the terminating NUL).
+const maxSocketPath = 107
+
+// maxReplyBody bounds what the host reads from one plugin reply.
+const maxReplyBody = 64 << 20
+
+// maxLogLine bounds one stdout/stderr line kept for the log; longer lines
+// are truncated but still drained so the child never blocks on a full pipe.
+const maxLogLine = 16 << 10
+
+// process is one running child `listen` process of a plugin instance.
+type process struct {
+	h      *Host
+	inst   *instance
+	name   string
+	prov   *provider
+	cmd    *exec.Cmd
+	dir    string
+	toPath string
+	client *http.Client
+	tr     *http.Transport
+	srv    *http.Server
+	revoke func()
+	log    *slog.Logger
+
+	// life is cancelled when the process exits, which aborts every call
+	// into it at once.
+	life     context.Context
+	lifeDone context.CancelFunc
+	exited   chan struct{}
+	exitErr  error
+
+	started   time.Time
+	stopping  atomic.Bool
+	unhealthy atomic.Bool
+	gate      sync.RWMutex // orders enter against stop's drain
+	inflight  sync.WaitGroup
+	cleaned   sync.Once
+
+	proxyOnce sync.Once
+	proxy     *httputil.ReverseProxy
+}
+
+// errPermanent marks start failures that retrying will not fix (the plugin
+// answered "Failed" or rejected its configuration): the instance waits for
+// a change instead of restarting.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// startProcess launches `<provider> listen <to> <from>`, waits for the
+// READY! handshake and sends /config. On error nothing is left running.
+func (h *Host) startProcess(ctx context.Context, in *instance, prov *provider, params map[string]any) (*process, error) {
+	p := &process{h: h, inst: in, name: in.name, prov: prov, exited: make(chan struct{}),
+		log: h.cfg.Logger.With("plugin", in.name)}
+	p.life, p.lifeDone = context.WithCancel(context.Background())
+	if err := p.launch(ctx); err != nil {
+		p.cleanup()
+		return nil, err
+	}
+	if err := p.configure(ctx, params); err != nil {
+		p.stop(0)
+		return nil, err
+	}
+	return p, nil
+}
+
+func shortName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= 16 {
+			break
+		}
+		if r < 128 && (r == '-' || r == '_' || r == '.' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+func (p *process) launch(ctx context.Context) error {
+	h := p.h
+	// Sockets live in a private 0700 directory per process start: only
+	// the server's user can connect to the plugin or impersonate it, and
+	// short fixed names keep the paths under the unix limit whatever the
+	// plugin's name (DRP puts the name into the path and needs a short
+	// comm root instead).
+	dir, err := os.MkdirTemp(h.cfg.CommRoot, "pv-"+shortName(p.name)+"-")
+	if err != nil {
+		return fmt.Errorf("socket directory: %w", err)
+	}
+	p.dir = dir
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("socket directory: %w", err)
+	}
+	p.toPath = filepath.Join(dir, "to")
+	fromPath := filepath.Join(dir, "from")
+	if len(fromPath) > maxSocketPath {
+		return &permanentError{fmt.Errorf("socket path %s is longer than %d bytes; use a shorter comm root", fromPath, maxSocketPath)}
+	}
+	ln, err := net.Listen("unix", fromPath)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", fromPath, err)
+	}
+	p.srv = &http.Server{Handler: p.serverAPI(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
+	go func() { _ = p.srv.Serve(ln) }()
+
+	p.tr = &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", p.toPath)
+		},
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	p.client = &http.Client{Transport: p.tr}
+
+	// A fresh token per process start, principal = the plugin name as in
+	// DRP, revoked when the process stops so a stopped plugin's token
+	// stops working.
+	token, revoke, err := h.deps.Tokens.MintToken(ctx, p.name,
+		[]models.Claim{{Scope: "*", Action: "*", Specific: "*"}}, 100*365*24*time.Hour)
+	if err != nil {
+		return fmt.Errorf("mint plugin token: %w", err)
+	}
+	p.revoke = revoke
+
+	scratch := filepath.Join(h.cfg.ScratchRoot, shortName(p.name))
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return fmt.Errorf("scratch directory: %w", err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("stdout pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return fmt.Errorf("stderr pipe: %w", err)
+	}
+	var cmd *exec.Cmd
+	for attempt := 0; ; attempt++ {
+		cmd = exec.Command(p.prov.path, "listen", p.toPath, fromPath)
+		cmd.Env = h.providerEnv(token)
+		cmd.Dir = scratch
+		cmd.Stdin = nil // /dev/null: DRP opens and closes stdin at once
+		cmd.Stdout, cmd.Stderr = outW, errW
+		setProcAttrs(cmd)
+		err = cmd.Start()
+		if err != nil && isTextBusy(err) && attempt < 20 {
+			time.Sleep(25 * time.Millisecond) // see runTool
+			continue
+		}
+		break
+	}
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return fmt.Errorf("start %s: %w", p.prov.path, err)
+	}
+	p.cmd = cmd
+	p.started = time.Now()
+	go func() {
+		err := cmd.Wait()
+		p.exitErr = err
+		p.lifeDone()
+		close(p.exited)
+	}()
+	go readLines(errR, func(line string) { p.log.Info("plugin stderr", "line", line) })
+
+	ready := make(chan error, 1)
+	go func() {
+		decided := false
+		readLines(outR, func(line string) {
+			if !decided {
+				switch strings.TrimRight(line, "\r") {
+				case "READY!":
+					decided = true
+					ready <- nil
+					return
+				case "Failed":
+					decided = true
+					ready <- &permanentError{errors.New("plugin reported Failed during start-up")}
+					return
+				}
+				p.log.Info("plugin start-up", "line", line)
+				return
+			}
+			p.log.Info("plugin stdout", "line", line)
+		})
+		if !decided {
+			ready <- errors.New("plugin closed stdout without printing READY!")
+		}
+	}()
+
+	// DRP waits for READY! forever; a plugin that never prints it would
+	// block its start for good, so the host bounds the wait.
+	timer := time.NewTimer(h.cfg.ReadyTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return fmt.Errorf("Failed to start plugin - didn't respond cleanly: %w", err)
+		}
+	case <-p.exited:
+		return fmt.Errorf("Failed to start plugin - exited before READY!: %v", p.exitErr)
+	case <-timer.C:
+		return fmt.Errorf("Failed to start plugin - no READY! within %s", h.cfg.ReadyTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// readLines calls fn for every line of r until EOF, truncating very long
+// lines but always draining r.
+func readLines(r io.ReadCloser, fn func(string)) {
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 4096)
+	var cur []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(cur) < maxLogLine {
+			room := maxLogLine - len(cur)
+			if len(chunk) > room {
+				cur = append(cur, chunk[:room]...)
+			} else {
+				cur = append(cur, chunk...)
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if len(cur) > 0 {
+			fn(strings.TrimRight(string(cur), "\r\n"))
+			cur = cur[:0]
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// enter registers an in-flight call unless the process is stopping.
+func (p *process) enter() bool {
+	p.gate.RLock()
+	defer p.gate.RUnlock()
+	if p.stopping.Load() {
+		return false
+	}
+	p.inflight.Add(1)
+	return true
+}
+
+// callCtx derives a context that also ends when the process exits.
+func (p *process) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	cctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(p.life, cancel)
+	return cctx, func() { stop(); cancel() }
+}
+
+// post sends one JSON POST to the plugin's socket and returns status and
+// body.
+func (p *process) post(ctx context.Context, path string, body any) (int, []byte, error) {
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("encode %s body: %w", path, err)
+	}
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://unix/api-plugin/v4"+path, bytes.NewReader(buf))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBody+1))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("read %s reply: %w", path, err)
+	}
+	if len(rb) > maxReplyBody {
+		return resp.StatusCode, nil, fmt.Errorf("%s reply exceeds %d bytes", path, maxReplyBody)
+	}
+	return resp.StatusCode, rb, nil
+}
+
+// decodeError turns a failed reply into a models.Error. DRP's plugin
+// library double-encodes config and publish errors (the real error JSON is
+// the only string in Messages, with empty Model/Type); that form is
+// unwrapped so PluginErrors reads like any other error.
+func decodeError(status int, body []byte, typ, model, key string) *models.Error {
+	e := &models.Error{}
+	if err := json.Unmarshal(body, e); err != nil || (e.Code == 0 && len(e.Messages) == 0) {
+		msg := strings.TrimSpace(string(body))
+		if len(msg) > 500 {
+			msg = msg[:500] + "..."
+		}
+		if msg == "" {
+			msg = http.StatusText(status)
+		}
+		return &models.Error{Model: model, Key: key, Type: typ, Code: status, Messages: []string{msg}}
+	}
+	if e.Model == "" && e.Type == "" && len(e.Messages) == 1 {
+		inner := &models.Error{}
+		if json.Unmarshal([]byte(e.Messages[0]), inner) == nil && (inner.Type != "" || len(inner.Messages) > 0) {
+			e = inner
+		}
+	}
+	if e.Code < 400 || e.Code > 599 {
+		e.Code = status
+	}
+	return e
+}
+
+func (p *process) configure(ctx context.Context, params map[string]any) error {
+	if params == nil {
+		params = map[string]any{}
+	}
+	cctx, cancel := context.WithTimeout(ctx, p.h.cfg.ConfigTimeout)
+	defer cancel()
+	status, body, err := p.post(cctx, "/config", params)
+	if err != nil {
+		if p.life.Err() != nil {
+			return fmt.Errorf("plugin exited during /config: %v", p.exitErr)
+		}
+		if cctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("/config did not answer within %s", p.h.cfg.ConfigTimeout)
+		}
+		return fmt.Errorf("/config failed: %w", err)
+	}
+	if status >= 400 {
+		return &permanentError{decodeError(status, body, "plugin", "plugins", p.name)}
+	}
+	return nil
+}
+
+// probe checks that the plugin's HTTP server answers at all; any HTTP
+// reply (DRP's mux answers 404 to GET /) proves it is alive, even while
+// its actions are busy.
+func (p *process) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.h.cfg.HealthTimeout)
+	defer cancel()
+	ctx, cancel2 := p.callCtx(ctx)
+	defer cancel2()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://unix/api-plugin/v4/health", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.Body.Close()
+}
+
+// stop ends the process deliberately: wait up to drain for in-flight
+// actions, POST /stop, then SIGTERM and SIGKILL after StopGrace each.
+func (p *process) stop(drain time.Duration) {
+	p.gate.Lock()
+	p.stopping.Store(true)
+	p.gate.Unlock()
+	if drain > 0 {
+		done := make(chan struct{})
+		go func() { p.inflight.Wait(); close(done) }()
+		t := time.NewTimer(drain)
+		select {
+		case <-done:
+		case <-t.C:
+			p.log.Warn("stopping with actions still running", "waited", drain)
+		case <-p.exited:
+		}
+		t.Stop()
+	}
+	grace := p.h.cfg.StopGrace
+	select {
+	case <-p.exited:
+	default:
+		if p.cmd != nil {
+			// The DRP library exits inside the /stop handler, so the
+			// reply is usually lost: any error here is expected.
+			ctx, cancel := context.WithTimeout(context.Background(), grace)
+			_, _, _ = p.post(ctx, "/stop", nil)
+			cancel()
+			if !waitExit(p.exited, grace) {
+				_ = killGroup(p.cmd, false)
+				if !waitExit(p.exited, grace) {
+					_ = killGroup(p.cmd, true)
+					waitExit(p.exited, grace)
+				}
+			}
+		}
+	}
+	p.cleanup()
+}
+
+func waitExit(ch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// cleanup releases everything the process held; safe to call repeatedly.
+func (p *process) cleanup() {
+	p.cleaned.Do(func() {
+		if p.cmd != nil {
+			// Kill leftovers in the process group (children of a
+			// crashed plugin).
+			_ = killGroup(p.cmd, true)
+			select {
+			case <-p.exited:
+			default:
+				waitExit(p.exited, p.h.cfg.StopGrace)
+			}
+		}
+		p.lifeDone()
+		if p.srv != nil {
+			_ = p.srv.Close()
+		}
+		if p.tr != nil {
+			p.tr.CloseIdleConnections()
+		}
+		if p.revoke != nil {
+			p.revoke()
+		}
+		if p.dir != "" {
+			_ = os.RemoveAll(p.dir)
+		}
+	})
+}
+
+func (p *process) exitString() string {
+	if p.exitErr == nil {
+		return "exit status 0"
+	}
+	return p.exitErr.Error()
+}

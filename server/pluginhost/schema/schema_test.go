@@ -1,0 +1,78 @@
+package schema
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestStoreObjectShorthand(t *testing.T) {
+	v, err := CompileStoreObject(map[string]any{
+		"CanMilk":  map[string]any{"type": "boolean"},
+		"Location": map[string]any{"type": "string"},
+		"Spotted":  map[string]any{"type": "boolean", "isrequired": true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Validate(map[string]any{"Id": "fred1", "Spotted": true}); err != nil {
+		t.Fatalf("valid object rejected: %v", err)
+	}
+	err = v.Validate(map[string]any{"Id": "fred1"})
+	if err == nil || err.Error() != "(root): Spotted is required" {
+		t.Fatalf("missing field: got %v", err)
+	}
+	err = v.Validate(map[string]any{"Id": "fred1", "Spotted": "yes"})
+	if err == nil || err.Error() != "Spotted: Invalid type. Expected: boolean, given: string" {
+		t.Fatalf("wrong type: got %v", err)
+	}
+}
+
+func TestEmptyAcceptsAll(t *testing.T) {
+	v, err := CompileStoreObject(map[string]any{})
+	if err != nil || v != nil {
+		t.Fatalf("got %v %v", v, err)
+	}
+	if err := v.Validate(42); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParamSchema(t *testing.T) {
+	v, err := Compile(map[string]any{"type": "integer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Validate(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Validate(float64(3)); err != nil {
+		t.Fatalf("float64 3 is an integer in JSON: %v", err)
+	}
+	err = v.Validate("x")
+	if err == nil || err.Error() != "(root): Invalid type. Expected: integer, given: string" {
+		t.Fatalf("got %v", err)
+	}
+	e, err := Compile(map[string]any{"type": "string", "enum": []any{"a", "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Validate("c"); err == nil || !strings.Contains(err.Error(), `must be one of the following: "a", "b"`) {
+		t.Fatalf("enum: got %v", err)
+	}
+}
+
+func TestFullSchemaAndBadSchema(t *testing.T) {
+	v, err := CompileStoreObject(map[string]any{"type": "object", "required": []any{"Name"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Validate(map[string]any{}); err == nil || err.Error() != "(root): Name is required" {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := Compile(map[string]any{"type": 12}); err == nil {
+		t.Fatal("invalid schema compiled")
+	}
+	if _, err := CompileStoreObject(map[string]any{"x": 1}); err == nil {
+		t.Fatal("invalid shorthand compiled")
+	}
+}

@@ -1,0 +1,337 @@
+// Command fakeplugin is a DRP v4 plugin provider written with plain
+// net/http (no SDK), used by the pluginhost tests. Its behaviour is chosen
+// at link time with -ldflags "-X main.mode=<mode> -X main.version=<v>":
+//
+//	good      a working provider (actions, publish, plugin-apis, callbacks)
+//	noready   listen never prints READY! and stays alive
+//	failready listen prints Failed and exits
+//	garbage   define prints something that is not JSON
+//	badversion define reports PluginVersion 3
+//	needparam like good, but requires the provider param fake/token
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+var (
+	mode    = "good"
+	version = "v1"
+	name    = "fake"
+)
+
+const content = `meta:
+  Description: Fake plugin for tests
+  DisplayName: Fake
+sections:
+  params:
+    fake/step:
+      Name: fake/step
+      Schema:
+        type: integer
+    fake/withdefault:
+      Name: fake/withdefault
+      Schema:
+        type: integer
+        default: 7
+    fake/secret:
+      Name: fake/secret
+      Secure: true
+      Schema:
+        type: string
+  fakes:
+    bertie:
+      Id: bertie
+      Type: fakes
+      Size: 3
+`
+
+type action struct {
+	Model          string
+	Command        string
+	RequiredParams []string
+	OptionalParams []string
+}
+
+func define() {
+	switch mode {
+	case "garbage":
+		fmt.Println("this is not json {")
+		return
+	}
+	pv := 4
+	if mode == "badversion" {
+		pv = 3
+	}
+	def := map[string]any{
+		"Name":          name,
+		"Version":       version,
+		"PluginVersion": pv,
+		"HasPublish":    true,
+		"AvailableActions": []action{
+			{Model: "machines", Command: "echo", RequiredParams: []string{"fake/required"}, OptionalParams: []string{"fake/step", "fake/withdefault", "fake/secret"}},
+			{Model: "machines", Command: "sleep"},
+			{Model: "machines", Command: "callback"},
+			{Model: "machines", Command: "publish"},
+			{Model: "machines", Command: "leave"},
+			{Model: "machines", Command: "fail"},
+			{Model: "", Command: "status"},
+			{Model: "", Command: "crash"},
+			{Model: "", Command: "pid"},
+			{Model: "", Command: "config"},
+			{Model: "", Command: "events"},
+			{Model: "", Command: "version"},
+			{Model: "fakes", Command: "measure", OptionalParams: []string{"fake/step"}},
+		},
+		"StoreObjects": map[string]any{
+			"fakes": map[string]any{"Size": map[string]any{"type": "integer", "isrequired": true}},
+		},
+		"Content": content,
+	}
+	if mode == "needparam" {
+		def["RequiredParams"] = []string{"fake/token"}
+	}
+	buf, _ := json.MarshalIndent(def, "", "  ")
+	os.Stdout.Write(append(buf, '\n'))
+}
+
+func unpack(dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(dir+"/testFile", []byte("ImaFile "+version), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+type plugin struct {
+	host   *http.Client
+	mu     sync.Mutex
+	config map[string]any
+	events []map[string]any
+}
+
+func reply(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func drpErr(code int, msg string) map[string]any {
+	return map[string]any{"Model": "plugin", "Key": name, "Type": "plugin", "Messages": []string{msg}, "Code": code}
+}
+
+func (p *plugin) toHost(path string, body any) (int, error) {
+	buf, _ := json.Marshal(body)
+	resp, err := p.host.Post("http://unix/api-server-plugin/v4"+path, "application/json", bytes.NewReader(buf))
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func (p *plugin) handle(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/api/v3/plugin-apis/") {
+		p.pluginAPI(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		reply(w, 404, map[string]any{"Model": "", "Key": r.URL.Path, "Type": r.Method, "Messages": nil, "Code": 404})
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	switch r.URL.Path {
+	case "/api-plugin/v4/config":
+		var params map[string]any
+		json.Unmarshal(body, &params)
+		if params["fake/fail-config"] == true {
+			// DRP's library double-encodes config errors.
+			inner, _ := json.Marshal(drpErr(400, "config rejected: fake/fail-config is set"))
+			reply(w, 400, map[string]any{"Model": "", "Key": "", "Type": "", "Messages": []string{string(inner)}, "Code": 400})
+			return
+		}
+		p.mu.Lock()
+		p.config = params
+		p.mu.Unlock()
+		p.toHost("/log", map[string]any{"Level": "info", "Message": "configured", "Service": name, "Time": time.Now()})
+		reply(w, 200, map[string]any{"Model": "", "Key": "", "Type": "", "Messages": nil, "Code": 200})
+	case "/api-plugin/v4/stop":
+		reply(w, 200, map[string]any{"Code": 200})
+		os.Exit(0)
+	case "/api-plugin/v4/publish":
+		var ev map[string]any
+		json.Unmarshal(body, &ev)
+		p.mu.Lock()
+		if len(p.events) < 10000 {
+			p.events = append(p.events, ev)
+		}
+		p.mu.Unlock()
+		reply(w, 200, map[string]any{"Code": 200})
+	case "/api-plugin/v4/action":
+		var a struct {
+			Model   map[string]any
+			Plugin  string
+			Command string
+			Params  map[string]any
+		}
+		if err := json.Unmarshal(body, &a); err != nil {
+			reply(w, 400, drpErr(400, err.Error()))
+			return
+		}
+		p.action(w, r, a.Model, a.Plugin, a.Command, a.Params)
+	default:
+		reply(w, 404, map[string]any{"Model": "", "Key": r.URL.Path, "Type": r.Method, "Messages": nil, "Code": 404})
+	}
+}
+
+func (p *plugin) action(w http.ResponseWriter, r *http.Request, model map[string]any, plugin, cmd string, params map[string]any) {
+	switch cmd {
+	case "echo":
+		reply(w, 200, map[string]any{"Plugin": plugin, "Params": params, "Model": model})
+	case "sleep":
+		d := 24 * time.Hour
+		if s, ok := params["seconds"].(float64); ok {
+			d = time.Duration(s * float64(time.Second))
+		}
+		select {
+		case <-time.After(d):
+			reply(w, 200, "slept")
+		case <-r.Context().Done():
+		}
+	case "callback":
+		// Read the machine back through the REST API with RS_TOKEN, as
+		// DRP's incrementer does.
+		key, _ := model["Uuid"].(string)
+		req, _ := http.NewRequest("GET", os.Getenv("RS_ENDPOINT")+"/api/v3/machines/"+key+"/params/fake/step", nil)
+		req.Header.Set("Authorization", "Bearer "+os.Getenv("RS_TOKEN"))
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			reply(w, 502, drpErr(502, err.Error()))
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 400 {
+			reply(w, resp.StatusCode, drpErr(resp.StatusCode, "callback: "+string(b)))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	case "publish":
+		code, err := p.toHost("/publish", map[string]any{"Type": "fake", "Action": "ping", "Key": plugin, "Object": params})
+		if err != nil || code != 200 {
+			reply(w, 500, drpErr(500, fmt.Sprintf("publish: %d %v", code, err)))
+			return
+		}
+		reply(w, 200, "published")
+	case "leave":
+		reply(w, 200, "leaving")
+		go p.toHost("/leaving", drpErr(400, "asked to leave"))
+	case "fail":
+		reply(w, 409, drpErr(409, "fail on purpose"))
+	case "status":
+		reply(w, 200, "Running")
+	case "crash":
+		os.Exit(3)
+	case "pid":
+		reply(w, 200, os.Getpid())
+	case "version":
+		reply(w, 200, version)
+	case "config":
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		reply(w, 200, p.config)
+	case "events":
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		reply(w, 200, p.events)
+	case "measure":
+		reply(w, 200, map[string]any{"Id": model["Id"], "Size": model["Size"], "step": params["fake/step"]})
+	default:
+		reply(w, 404, drpErr(404, "Unknown command: "+cmd+"\n"))
+	}
+}
+
+func (p *plugin) pluginAPI(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/stream") {
+		// Echo the request body back chunk by chunk as it arrives.
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(200)
+		fl := w.(http.Flusher)
+		fl.Flush()
+		buf := make([]byte, 1024)
+		for {
+			n, err := r.Body.Read(buf)
+			if n > 0 {
+				w.Write(buf[:n])
+				fl.Flush()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	body, _ := io.ReadAll(r.Body)
+	reply(w, 200, map[string]any{"Path": r.URL.Path, "Method": r.Method, "Query": r.URL.RawQuery,
+		"Body": string(body), "Auth": r.Header.Get("Authorization")})
+}
+
+func listen(to, from string) {
+	p := &plugin{host: &http.Client{Transport: &http.Transport{
+		Dial: func(_, _ string) (net.Conn, error) { return net.Dial("unix", from) },
+	}, Timeout: 10 * time.Second}}
+	if mode == "noready" {
+		fmt.Println("starting up, but I will never be ready")
+		select {}
+	}
+	if mode == "failready" {
+		fmt.Println("Failed")
+		os.Exit(1)
+	}
+	os.Remove(to)
+	ln, err := net.Listen("unix", to)
+	if err != nil {
+		fmt.Println("Failed")
+		os.Exit(1)
+	}
+	fmt.Fprintln(os.Stderr, "fake plugin listening")
+	fmt.Println("READY!")
+	http.Serve(ln, http.HandlerFunc(p.handle))
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: fakeplugin define|unpack <dir>|listen <to> <from>")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "define":
+		define()
+	case "unpack":
+		if len(os.Args) != 3 {
+			os.Exit(2)
+		}
+		unpack(os.Args[2])
+	case "listen":
+		if len(os.Args) != 4 {
+			fmt.Println("Failed")
+			os.Exit(1)
+		}
+		listen(os.Args[2], os.Args[3])
+	default:
+		os.Exit(2)
+	}
+}
