@@ -12,7 +12,6 @@ package redfish
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -149,16 +148,7 @@ var handlers = map[string]handler{
 
 // open logs in and loads the first system.
 func (d *Driver) open(ctx context.Context, t bmc.Target) (*session, *models.Error) {
-	hc := &http.Client{
-		Timeout: d.opts.Timeout,
-		Transport: &retryTransport{retries: d.opts.Retries, base: &http.Transport{
-			// BMCs ship self-signed certificates; DRP's driver did the same.
-			TLSClientConfig:     &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec
-			TLSHandshakeTimeout: min(d.opts.Timeout, 10*time.Second),
-			DialContext:         (&net.Dialer{Timeout: d.opts.Timeout}).DialContext,
-			MaxIdleConnsPerHost: 2,
-		}},
-	}
+	hc := bmc.NewHTTPClient(d.opts.Timeout, d.opts.Retries)
 	c, err := gofish.ConnectContext(ctx, gofish.ClientConfig{
 		Endpoint: "https://" + t.HostPort(DefaultPort), Username: t.Username, Password: t.Password,
 		HTTPClient: hc, NoModifyTransport: true, ReuseConnections: true,
@@ -182,31 +172,6 @@ func (d *Driver) open(ctx context.Context, t bmc.Target) (*session, *models.Erro
 	}
 	return s, nil
 }
-
-// retryTransport re-sends GET/HEAD requests that got no HTTP answer.
-type retryTransport struct {
-	base    *http.Transport
-	retries int
-}
-
-// RoundTrip implements http.RoundTripper.
-func (rt *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := rt.base.RoundTrip(r)
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return resp, err
-	}
-	for i := 0; i < rt.retries && err != nil && r.Context().Err() == nil; i++ {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(time.Duration(i+1) * 100 * time.Millisecond):
-		}
-		resp, err = rt.base.RoundTrip(r)
-	}
-	return resp, err
-}
-
-// CloseIdleConnections lets http.Client.CloseIdleConnections reach the base.
-func (rt *retryTransport) CloseIdleConnections() { rt.base.CloseIdleConnections() }
 
 // classify maps gofish/HTTP errors to the plugin's codes.
 func classify(ctx context.Context, t bmc.Target, err error) *models.Error {
