@@ -201,10 +201,12 @@ type logHandler struct {
 	ops []func(slog.Handler) slog.Handler
 }
 
+// Enabled implements slog.Handler: records below the logger's level are skipped.
 func (h *logHandler) Enabled(_ context.Context, l slog.Level) bool {
 	return l >= h.minLevel.Level()
 }
 
+// Handle implements slog.Handler: it renders the record as a LogLine and queues it.
 func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 	var attrs bytes.Buffer
 	var th slog.Handler = slog.NewTextHandler(&attrs, &slog.HandlerOptions{Level: LevelTrace, ReplaceAttr: dropBuiltins})
@@ -254,6 +256,7 @@ func (h *logHandler) with(op func(slog.Handler) slog.Handler) *logHandler {
 	return &n
 }
 
+// WithAttrs implements slog.Handler.
 func (h *logHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	if len(as) == 0 {
 		return h
@@ -261,6 +264,7 @@ func (h *logHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return h.with(func(t slog.Handler) slog.Handler { return t.WithAttrs(as) })
 }
 
+// WithGroup implements slog.Handler.
 func (h *logHandler) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return h

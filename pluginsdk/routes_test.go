@@ -181,7 +181,7 @@ func TestActionEncoding(t *testing.T) {
 	expect(t, act("echo", map[string]any{"n": 2, "s": "x"}), 200, `{"n":2,"s":"x"}`)
 	expect(t, act("fail", nil), 409, `{"Model":"plugin","Key":"sdktest","Type":"plugin","Messages":["nope"],"Code":409}`)
 	// Code 0 would crash DRP's handler (kb-00041); it is answered as 500.
-	expect(t, act("fail0", nil), 500, `{"Model":"","Key":"","Type":"plugin","Messages":["no code"],"Code":0}`)
+	expect(t, act("fail0", nil), 500, `{"Model":"","Key":"","Type":"plugin","Messages":["no code"],"Code":500}`)
 	expect(t, act("html", nil), 200, `"<a&b>"`)
 	expect(t, act("float", nil), 200, `0.1234567891`)
 	res := act("chan", nil)

@@ -84,6 +84,7 @@ type statusWriter struct {
 	status int
 }
 
+// WriteHeader records the first status and passes it on.
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
@@ -91,6 +92,7 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Write records an implicit 200 and passes the bytes on.
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
@@ -108,6 +110,9 @@ func (w *statusWriter) Flush() {
 // Unwrap lets http.ResponseController reach the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// ServeHTTP applies DRP's mux rules: passthrough for an APIProvider,
+// POST-only known routes, DRP's not-found answer otherwise, per-request
+// logger (X-Log-Request/X-Log-Token) and panic recovery.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	level := slog.Leveler(&s.app.logLevel)
 	l := s.app.sink.logger(level, s.app.sink.nextGroup())
@@ -313,7 +318,14 @@ func (s *server) handleAction(w http.ResponseWriter, r *http.Request, l *slog.Lo
 	}
 	ret, merr := act.Action(r.Context(), l, &a)
 	if merr != nil {
-		writeJSON(w, httpStatus(merr), merr)
+		code := httpStatus(merr)
+		if code != merr.Code {
+			// Keep Code equal to the status it travels with (see httpStatus).
+			fixed := *merr
+			fixed.Code = code
+			merr = &fixed
+		}
+		writeJSON(w, code, merr)
 		return
 	}
 	writeJSON(w, http.StatusOK, ret)
