@@ -5,8 +5,8 @@
 package main
 
 import (
-	"github.com/provisionhq/provision/pluginsdk"
 	"github.com/provisionhq/provision/plugins/slack/slackplugin"
+	"github.com/provisionhq/provision/pluginsdk"
 )
 
 // version is the provider version; set with -ldflags "-X main.version=...".

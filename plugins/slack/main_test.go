@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/provisionhq/provision/models"
-	"github.com/provisionhq/provision/pluginsdk/content"
-	"github.com/provisionhq/provision/pluginsdk/plugintest"
 	"github.com/provisionhq/provision/plugins/internal/drpfake"
 	"github.com/provisionhq/provision/plugins/slack/slackplugin"
+	"github.com/provisionhq/provision/pluginsdk/content"
+	"github.com/provisionhq/provision/pluginsdk/plugintest"
 )
 
 func TestMain(m *testing.M) { os.Exit(plugintest.Main(m)) }
