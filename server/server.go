@@ -188,7 +188,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, err
 	}
-	s.ws = events.NewWebsocketHandler(s.bus, events.WSOptions{Logger: log.With("component", "websocket")})
+	s.ws = events.NewWebsocketHandler(s.bus, events.WSOptions{QueueLen: cfg.WSQueueLen, Logger: log.With("component", "websocket")})
 	s.api = api.New(api.Options{
 		Objects: s.objs, Auth: s.auth, Bus: s.bus, WS: s.ws, Info: s.Info,
 		Logger: log.With("component", "api"), Registry: s.reg, MetricsOpen: cfg.MetricsOpen,

@@ -44,6 +44,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// RequestTimeout bounds the time of every non-streaming handler.
 	RequestTimeout time.Duration
+	// WSQueueLen bounds each websocket connection's pending events; a
+	// client that falls further behind loses events (counted in metrics).
+	WSQueueLen int
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -58,6 +61,7 @@ func Defaults() Config {
 		LogLevel:       "info",
 		MaxBodyBytes:   16 << 20,
 		RequestTimeout: 60 * time.Second,
+		WSQueueLen:     1000,
 	}
 }
 
@@ -99,6 +103,9 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		return fmt.Errorf("--max-body-bytes must be positive")
 	}
+	if c.WSQueueLen <= 0 {
+		return fmt.Errorf("--ws-queue-len must be positive")
+	}
 	if c.RequestTimeout <= 0 {
 		return fmt.Errorf("--request-timeout must be positive")
 	}
@@ -125,6 +132,7 @@ func BindFlags(fs *pflag.FlagSet, cfg *Config) error {
 	fs.BoolVar(&cfg.MetricsOpen, "metrics-open", envBool(e, "RS_METRICS_OPEN", cfg.MetricsOpen), "serve /metrics without authentication (RS_METRICS_OPEN)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", envInt64(e, "RS_MAX_BODY_BYTES", cfg.MaxBodyBytes), "largest accepted request body (RS_MAX_BODY_BYTES)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", envDuration(e, "RS_REQUEST_TIMEOUT", cfg.RequestTimeout), "time limit of every API request (RS_REQUEST_TIMEOUT)")
+	fs.IntVar(&cfg.WSQueueLen, "ws-queue-len", envInt(e, "RS_WS_QUEUE_LEN", cfg.WSQueueLen), "pending events per websocket before events are dropped for that client (RS_WS_QUEUE_LEN)")
 	if len(e.bad) > 0 {
 		return fmt.Errorf("cannot parse environment: %s", strings.Join(e.bad, "; "))
 	}
