@@ -71,9 +71,13 @@ func (a *API) dispatch(c *gin.Context) {
 		return
 	}
 	prefix := segs[0]
-	if _, ok := a.opts.Objects.Kind(prefix); !ok {
+	kind, ok := a.opts.Objects.Kind(prefix)
+	if !ok {
 		WriteError(c, noRoute(c))
 		return
+	}
+	if kind.SlashKeys && len(segs) > 2 {
+		segs = []string{prefix, strings.Join(segs[1:], "/")}
 	}
 	c.Set(keyPrefix, prefix)
 	m := c.Request.Method

@@ -143,7 +143,7 @@ func ProfilesKind() Kind {
 // ParamsKind is the param definitions collection. Schemas must compile.
 func ParamsKind(s *Service) Kind {
 	return Kind{
-		Prefix: "params", KeyField: "Name",
+		Prefix: "params", KeyField: "Name", SlashKeys: true,
 		New:     func() models.Model { return &models.Param{} },
 		Indexes: map[string]models.Index{"Name": str(true), "Secure": boolIndex, "Description": str(false), "Bundle": str(false), "ReadOnly": boolIndex},
 		Validate: func(v View, obj models.Model) error {

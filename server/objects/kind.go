@@ -56,6 +56,9 @@ type Kind struct {
 	ValidateDelete func(v View, obj models.Model) error
 	// Sanitize removes fields the API never shows (it gets a private copy).
 	Sanitize func(obj models.Model)
+	// SlashKeys allows keys containing "/" (param names); the API then
+	// takes everything after /<prefix>/ as the key and offers no sub-paths.
+	SlashKeys bool
 	// NoParams disables param handling for a kind whose objects implement
 	// Paramer but whose params are not DRP params.
 	NoParams bool

@@ -637,7 +637,7 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 	if key == "" {
 		return nil, &models.Error{Model: k.Prefix, Type: typ, Code: 400, Messages: []string{"Empty key not allowed"}}
 	}
-	if strings.Contains(key, "/") {
+	if strings.Contains(key, "/") && !k.SlashKeys {
 		return nil, &models.Error{Model: k.Prefix, Key: key, Type: "ValidationError", Code: 422,
 			Messages: []string{fmt.Sprintf("Key %q must not contain /", key)}}
 	}
