@@ -301,9 +301,12 @@ func (h *Host) invoke(ctx context.Context, p *process, t *target, action *models
 			<-p.exited
 			return nil, actionError(t, "INVOKE", http.StatusBadGateway,
 				fmt.Sprintf("Plugin %s exited during action %s (%s)", name, action.Command, p.exitString()))
-		case ctx.Err() != nil:
+		case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
 			// The caller went away; nobody reads this.
 			return nil, actionError(t, "INVOKE", 499, "client closed the request")
+		case ctx.Err() != nil:
+			return nil, actionError(t, "INVOKE", http.StatusGatewayTimeout,
+				fmt.Sprintf("Action %s on plugin %s exceeded the request time limit", action.Command, name))
 		case cctx.Err() != nil:
 			return nil, actionError(t, "INVOKE", http.StatusGatewayTimeout,
 				fmt.Sprintf("Action %s on plugin %s timed out after %s", action.Command, name, timeout))

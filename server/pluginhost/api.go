@@ -47,13 +47,19 @@ func (a *API) Register(g gin.IRoutes) {
 	g.HEAD("/plugin_providers", a.listProviders)
 	g.GET("/plugin_providers/:name", a.showProvider)
 	g.HEAD("/plugin_providers/:name", a.showProvider)
-	g.GET("/plugin_providers/:name/binary", a.downloadProvider)
-	g.POST("/plugin_providers/:name", a.uploadProvider)
+	g.GET("/plugin_providers/:name/binary", func(c *gin.Context) { a.Download(c, c.Param("name")) })
+	g.POST("/plugin_providers/:name", func(c *gin.Context) { a.Upload(c, c.Param("name")) })
 	g.DELETE("/plugin_providers/:name", a.deleteProvider)
+	a.RegisterSystem(g)
+}
+
+// RegisterSystem mounts the routes whose first path segment is not an
+// object prefix: /system/actions[/<cmd>] and /plugin-apis/<plugin>/*.
+func (a *API) RegisterSystem(g gin.IRoutes) {
 	g.GET("/system/actions", func(c *gin.Context) { a.ListActions(c, SystemPrefix, "") })
 	g.GET("/system/actions/:cmd", func(c *gin.Context) { a.GetAction(c, SystemPrefix, "", c.Param("cmd")) })
 	g.POST("/system/actions/:cmd", func(c *gin.Context) { a.RunAction(c, SystemPrefix, "", c.Param("cmd")) })
-	g.Any("/plugin-apis/:plugin/*path", a.pluginAPI)
+	g.Any("/plugin-apis/:plugin/*path", func(c *gin.Context) { a.PluginAPI(c, c.Param("plugin")) })
 }
 
 func fail(c *gin.Context, err error) {
@@ -74,6 +80,9 @@ func fail(c *gin.Context, err error) {
 func (a *API) allowed(c *gin.Context, scope, action, specific string) bool {
 	if a.opts.Authorize == nil || a.opts.Authorize(c, scope, action, specific) {
 		return true
+	}
+	if c.IsAborted() {
+		return false // the authorizer answered already
 	}
 	c.AbortWithStatusJSON(http.StatusForbidden, &models.Error{Model: scope, Key: specific, Type: c.Request.Method,
 		Code: http.StatusForbidden, Messages: []string{"Forbidden"}})
@@ -113,8 +122,8 @@ func (a *API) showProvider(c *gin.Context) {
 	c.JSON(http.StatusOK, p)
 }
 
-func (a *API) downloadProvider(c *gin.Context) {
-	name := c.Param("name")
+// Download serves GET /plugin_providers/<name>/binary: the executable.
+func (a *API) Download(c *gin.Context, name string) {
 	if !a.allowed(c, "plugin_providers", "get", name) {
 		return
 	}
@@ -138,8 +147,10 @@ func (a *API) downloadProvider(c *gin.Context) {
 	_, _ = io.Copy(c.Writer, f)
 }
 
-func (a *API) uploadProvider(c *gin.Context) {
-	name := c.Param("name")
+// Upload serves POST /plugin_providers/<name>[?replaceWritable=true] with
+// the executable as application/octet-stream or as the "file" field of a
+// multipart/form-data body.
+func (a *API) Upload(c *gin.Context, name string) {
 	if !a.allowed(c, "plugin_providers", "post", name) {
 		return
 	}
@@ -197,8 +208,8 @@ func (a *API) deleteProvider(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-func (a *API) pluginAPI(c *gin.Context) {
-	plugin := c.Param("plugin")
+// PluginAPI serves /plugin-apis/<plugin>/* by proxying to the plugin.
+func (a *API) PluginAPI(c *gin.Context, plugin string) {
 	if !a.allowed(c, "plugins", "action", plugin) {
 		return
 	}

@@ -87,6 +87,18 @@ type Deps struct {
 	Content Content
 	Kinds   Kinds
 	Bus     Bus
+	// Records, when set, mirrors providers into the server's
+	// plugin_providers collection.
+	Records ProviderRecords
+}
+
+// ProviderRecords stores the API view of providers where the server's
+// generic object routes serve it.
+type ProviderRecords interface {
+	// SaveProvider creates or replaces the record of one provider.
+	SaveProvider(ctx context.Context, info *models.PluginProviderInfo) error
+	// DeleteProviderRecord removes it; a missing record is not an error.
+	DeleteProviderRecord(ctx context.Context, name string) error
 }
 
 // Bus is the part of the event bus the host uses. Adapt

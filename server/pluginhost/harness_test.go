@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,68 +20,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server/pluginhost/internal/testplugins"
 )
-
-// binDir holds the fake plugin variants, built once per test binary.
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// variants maps a binary name to its -ldflags -X settings.
-var variants = map[string]string{
-	"fake":       "-X main.mode=good -X main.version=v1 -X main.name=fake",
-	"fake-v2":    "-X main.mode=good -X main.version=v2 -X main.name=fake",
-	"noready":    "-X main.mode=noready -X main.name=noready",
-	"failready":  "-X main.mode=failready -X main.name=failready",
-	"garbage":    "-X main.mode=garbage -X main.name=garbage",
-	"badversion": "-X main.mode=badversion -X main.name=badversion",
-	"needparam":  "-X main.mode=needparam -X main.name=needparam",
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testplugins.Cleanup()
 	os.Exit(code)
 }
 
-// fakeBinary returns the path of a built fake plugin variant.
-func fakeBinary(t testing.TB, variant string) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "pluginhost-bins-")
-		if buildErr != nil {
-			return
-		}
-		for name, flags := range variants {
-			cmd := exec.Command("go", "build", "-ldflags", flags, "-o", filepath.Join(binDir, name), "./testdata/fakeplugin")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", name, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, variant)
-}
-
-// installBinary copies a variant into dir under name, executable.
+// installBinary copies a fake plugin variant into dir under name.
 func installBinary(t testing.TB, dir, variant, name string) string {
-	t.Helper()
-	src, err := os.ReadFile(fakeBinary(t, variant))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(dir, name)
-	if err := os.WriteFile(dst, src, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return dst
+	return testplugins.Install(t, dir, variant, name)
 }
 
 // testBus is a small bounded, non-blocking bus for the library tests (the

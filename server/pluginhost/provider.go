@@ -411,6 +411,14 @@ func (h *Host) Reload(ctx context.Context) {
 		present[p.def.Name] = true
 	}
 	h.mu.Lock()
+	var fixed []string
+	for file := range h.broken {
+		if _, still := broken[file]; !still {
+			if _, ok := h.providers[file]; !ok {
+				fixed = append(fixed, file)
+			}
+		}
+	}
 	h.broken = broken
 	var gone []*provider
 	for name, p := range h.providers {
@@ -422,6 +430,11 @@ func (h *Host) Reload(ctx context.Context) {
 	for _, p := range gone {
 		h.uninstall(ctx, p)
 	}
+	for _, file := range fixed {
+		if h.provider(file) == nil {
+			h.deleteRecord(file)
+		}
+	}
 }
 
 func (h *Host) brokenProvider(file, sum string, err error) *provider {
@@ -429,6 +442,7 @@ func (h *Host) brokenProvider(file, sum string, err error) *provider {
 	h.log.Error("plugin provider failed", "file", file, "err", err)
 	p := &provider{file: file, sha256: sum, errs: []string{msg}, path: filepath.Join(h.cfg.PluginRoot, file)}
 	h.publish("plugin_providers", "error", file, p.view())
+	h.saveRecord(p)
 	return p
 }
 
@@ -501,6 +515,7 @@ func (h *Host) install(ctx context.Context, p *provider, replaceWritable bool, c
 	if old != nil {
 		action = "update"
 	}
+	h.saveRecord(p)
 	h.log.Info("plugin provider loaded", "provider", p.def.Name, "version", p.def.Version, "sha256", p.sha256)
 	h.publish("plugin_providers", action, p.def.Name, p.view())
 	if p.def.AutoStart {
@@ -607,6 +622,7 @@ func (h *Host) uninstall(ctx context.Context, p *provider) {
 		}
 	}
 	_ = os.RemoveAll(filepath.Join(h.cfg.FileRoot, "files", "plugin_providers", name))
+	h.deleteRecord(name)
 	h.log.Info("plugin provider removed", "provider", name)
 	h.publish("plugin_providers", "delete", name, p.view())
 	h.providerChanged(name)
@@ -642,4 +658,30 @@ func (h *Host) Provider(name string) (*models.PluginProviderInfo, bool) {
 		return p.view(), true
 	}
 	return nil, false
+}
+
+// saveRecord mirrors p into the plugin_providers collection, if any.
+func (h *Host) saveRecord(p *provider) {
+	if h.deps.Records == nil {
+		return
+	}
+	if !models.NameRE.MatchString(p.view().Name) {
+		return // not storable; it is in the log and the event
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+	defer cancel()
+	if err := h.deps.Records.SaveProvider(ctx, p.view()); err != nil {
+		h.log.Error("record plugin provider", "provider", p.view().Name, "err", err)
+	}
+}
+
+func (h *Host) deleteRecord(name string) {
+	if h.deps.Records == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+	defer cancel()
+	if err := h.deps.Records.DeleteProviderRecord(ctx, name); err != nil {
+		h.log.Error("remove plugin provider record", "provider", name, "err", err)
+	}
 }

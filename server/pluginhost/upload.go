@@ -130,6 +130,7 @@ func (h *Host) DeleteProvider(ctx context.Context, name string) error {
 			return &models.Error{Model: "plugin_providers", Key: name, Type: "DELETE", Code: http.StatusInternalServerError,
 				Messages: []string{err.Error()}}
 		}
+		h.deleteRecord(name)
 		return nil
 	}
 	if err := os.Remove(p.path); err != nil && !errors.Is(err, os.ErrNotExist) {

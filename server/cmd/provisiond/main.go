@@ -13,13 +13,15 @@ import (
 
 	"github.com/provisionhq/provision/server"
 	"github.com/provisionhq/provision/server/config"
+	"github.com/provisionhq/provision/server/pluginhost/hostmodule"
 	"github.com/provisionhq/provision/server/store"
 	"github.com/spf13/cobra"
 )
 
-// modules lists the subsystems wired into provisiond (the plugin host adds
-// itself here).
-func modules(cfg config.Config) []server.Module { return nil }
+// modules lists the subsystems wired into provisiond.
+func modules(cfg config.Config) []server.Module {
+	return []server.Module{hostmodule.New(hostmodule.Options{ReloadOnSIGHUP: true})}
+}
 
 func main() {
 	os.Exit(run())

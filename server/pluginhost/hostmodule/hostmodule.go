@@ -1,0 +1,642 @@
+// Package hostmodule plugs the plugin host (package pluginhost) into
+// provisiond as a server.Module: it backs the host's dependencies with the
+// server's object service, auth and event bus, serves the plugin routes
+// (provider upload/download, actions on every object type, system actions,
+// /plugin-apis), drives plugin lifecycles from object change hooks and
+// reloads providers on SIGHUP.
+package hostmodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server"
+	"github.com/provisionhq/provision/server/api"
+	"github.com/provisionhq/provision/server/objects"
+	"github.com/provisionhq/provision/server/pluginhost"
+)
+
+// Principal is the name the host uses for its own changes (provider
+// records, content layers, PluginErrors); only it may change objects of a
+// plugin content layer.
+const Principal = "pluginhost"
+
+// Options configures the module.
+type Options struct {
+	// Tune may adjust the host configuration (time limits, comm root)
+	// after the paths and URLs are filled in from the server.
+	Tune func(*pluginhost.Config)
+	// ReloadOnSIGHUP re-runs provider discovery on SIGHUP (provisiond
+	// sets it; tests usually call Reload instead).
+	ReloadOnSIGHUP bool
+}
+
+// Module is the plugin host as a server.Module.
+type Module struct {
+	opts  Options
+	s     *server.Server
+	host  atomic.Pointer[pluginhost.Host]
+	api   atomic.Pointer[pluginhost.API]
+	ready chan struct{}
+
+	mu     sync.Mutex
+	layers map[string]bool   // providers with a content layer
+	kinds  map[string]string // StoreObjects prefix -> provider
+	sigs   chan os.Signal
+	stopBg context.CancelFunc
+	bg     sync.WaitGroup
+}
+
+// New returns the module; pass it in server.Options.Modules.
+func New(opts Options) *Module {
+	return &Module{opts: opts, ready: make(chan struct{}), layers: map[string]bool{}, kinds: map[string]string{}}
+}
+
+// Name implements server.Module.
+func (m *Module) Name() string { return "pluginhost" }
+
+// Host returns the running host (nil before Start).
+func (m *Module) Host() *pluginhost.Host { return m.host.Load() }
+
+// Ready is closed once the first provider discovery has finished and every
+// Plugin object has been handed to the host.
+func (m *Module) Ready() <-chan struct{} { return m.ready }
+
+// Reload re-runs provider discovery (what SIGHUP does).
+func (m *Module) Reload(ctx context.Context) {
+	if h := m.Host(); h != nil {
+		h.Reload(ctx)
+	}
+}
+
+// providersKind replaces the server's plugin_providers kind so that the
+// records also carry the binary's SHA-256 and define errors.
+func providersKind() objects.Kind {
+	k := objects.PluginProvidersKind()
+	k.New = func() models.Model { return &models.PluginProviderInfo{} }
+	k.Prepare = nil
+	k.Validate = func(v objects.View, obj models.Model) error {
+		name := obj.(*models.PluginProviderInfo).Name
+		if !models.NameRE.MatchString(name) {
+			return fmt.Errorf("Invalid Name `%s`", name)
+		}
+		return nil
+	}
+	k.Sanitize = func(obj models.Model) { obj.(*models.PluginProviderInfo).Content = "" }
+	return k
+}
+
+// Setup implements server.Module: kinds, hooks and routes.
+func (m *Module) Setup(ctx context.Context, s *server.Server) error {
+	m.s = s
+	objs := s.Objects()
+	objs.Unregister("plugin_providers")
+	if err := objs.Register(ctx, providersKind()); err != nil {
+		return fmt.Errorf("register plugin_providers: %w", err)
+	}
+	objs.OnBeforeChange("plugin_providers", func(ctx context.Context, v objects.View, c *objects.Change) error {
+		if c.Principal == Principal || c.Action == objects.ActionDelete {
+			return nil
+		}
+		return &models.Error{Model: "plugin_providers", Key: c.Key, Type: strings.ToUpper(c.Action), Code: http.StatusMethodNotAllowed,
+			Messages: []string{"Plugin providers are changed by uploading the executable: POST /api/v3/plugin_providers/<name> as application/octet-stream"}}
+	})
+	objs.OnChange("plugin_providers", func(ctx context.Context, c objects.Change) {
+		if c.Action != objects.ActionDelete || c.Principal == Principal {
+			return
+		}
+		if h := m.Host(); h != nil {
+			if err := h.DeleteProvider(ctx, c.Key); err != nil {
+				s.Logger().Debug("delete plugin provider", "provider", c.Key, "err", err)
+			}
+		}
+	})
+	objs.OnChange("plugins", func(ctx context.Context, c objects.Change) {
+		h := m.Host()
+		if h == nil {
+			return // Start hands every plugin over
+		}
+		if c.Action == objects.ActionDelete {
+			h.PluginDeleted(c.Key)
+			return
+		}
+		if p, ok := c.New.(*models.Plugin); ok {
+			h.PluginSaved(p)
+		}
+	})
+	// Objects of a plugin content layer are read-only to everyone but the
+	// host. (They are stored with ReadOnly false because the object
+	// service offers no way to replace or remove ReadOnly objects; the
+	// protection is this hook.)
+	objs.OnBeforeChange("*", func(ctx context.Context, v objects.View, c *objects.Change) error {
+		if c.Principal == Principal || c.Old == nil {
+			return nil
+		}
+		b := bundleOf(c.Old)
+		if b == "" || !m.hasLayer(b) {
+			return nil
+		}
+		return &models.Error{Model: c.Prefix, Key: c.Key, Type: strings.ToUpper(c.Action), Code: http.StatusForbidden,
+			Messages: []string{fmt.Sprintf("Object is read only: it belongs to the content of plugin provider %s", b)}}
+	})
+
+	a := s.API()
+	hostAPI := func(c *gin.Context) *pluginhost.API {
+		if p := m.api.Load(); p != nil {
+			return p
+		}
+		api.WriteError(c, &models.Error{Model: "plugins", Type: c.Request.Method, Code: http.StatusServiceUnavailable,
+			Messages: []string{"The plugin host is starting"}})
+		return nil
+	}
+	a.HandleItem("plugin_providers", http.MethodPost, func(c *gin.Context) {
+		if h := hostAPI(c); h != nil {
+			h.Upload(c, api.ObjectID(c))
+		}
+	})
+	a.HandleSub("plugin_providers", "binary", http.MethodGet, func(c *gin.Context) {
+		if h := hostAPI(c); h != nil {
+			h.Download(c, api.ObjectID(c))
+		}
+	})
+	a.HandleSub("*", "actions", http.MethodGet, func(c *gin.Context) {
+		h := hostAPI(c)
+		if h == nil {
+			return
+		}
+		if cmd := api.SubPath(c); cmd != "" {
+			h.GetAction(c, api.ObjectPrefix(c), api.ObjectID(c), cmd)
+			return
+		}
+		h.ListActions(c, api.ObjectPrefix(c), api.ObjectID(c))
+	})
+	a.HandleSub("*", "actions", http.MethodPost, func(c *gin.Context) {
+		h := hostAPI(c)
+		if h == nil {
+			return
+		}
+		cmd := api.SubPath(c)
+		if cmd == "" {
+			api.WriteError(c, &models.Error{Model: api.ObjectPrefix(c), Key: api.ObjectID(c), Type: "POST", Code: http.StatusMethodNotAllowed,
+				Messages: []string{"Method not allowed: POST .../actions/<command>"}})
+			return
+		}
+		h.RunAction(c, api.ObjectPrefix(c), api.ObjectID(c), cmd)
+	})
+	g := a.Group()
+	g.GET("/system/actions", func(c *gin.Context) {
+		if h := hostAPI(c); h != nil {
+			h.ListActions(c, pluginhost.SystemPrefix, "")
+		}
+	})
+	g.GET("/system/actions/:cmd", func(c *gin.Context) {
+		if h := hostAPI(c); h != nil {
+			h.GetAction(c, pluginhost.SystemPrefix, "", c.Param("cmd"))
+		}
+	})
+	g.POST("/system/actions/:cmd", func(c *gin.Context) {
+		if h := hostAPI(c); h != nil {
+			h.RunAction(c, pluginhost.SystemPrefix, "", c.Param("cmd"))
+		}
+	})
+	g.Any("/plugin-apis/:plugin/*path", func(c *gin.Context) {
+		if h := hostAPI(c); h != nil {
+			h.PluginAPI(c, c.Param("plugin"))
+		}
+	})
+	a.SetBodyLimit(api.Prefix+"/plugin_providers/", pluginhost.MaxProviderSize)
+	a.SetStreaming(api.Prefix + "/plugin-apis/")
+	return nil
+}
+
+// Start implements server.Module: it creates the host and runs discovery
+// in the background (see Ready).
+func (m *Module) Start(ctx context.Context) error {
+	s := m.s
+	sc := s.Config()
+	cfg := pluginhost.Config{
+		PluginRoot: sc.EffectivePluginRoot(), FileRoot: sc.FileRoot(),
+		ScratchRoot: filepath.Join(sc.BaseRoot, "plugin-scratch"),
+		APIURL:      s.APIURL(), FileURL: s.StaticURL(),
+		Logger: s.Logger().With("component", "pluginhost"), Metrics: s.Metrics(),
+	}
+	if m.opts.Tune != nil {
+		m.opts.Tune(&cfg)
+	}
+	deps := pluginhost.Deps{Tokens: s.Auth(), Plugins: m, Objects: m, Params: m, Content: m, Kinds: m,
+		Bus: pluginhost.BusFrom(s.Bus()), Records: m}
+	h, err := pluginhost.New(cfg, deps)
+	if err != nil {
+		return err
+	}
+	m.host.Store(h)
+	m.api.Store(h.API(pluginhost.APIOptions{
+		Authorize: api.Require,
+		Principal: func(c *gin.Context) string {
+			if p := api.PrincipalOf(c); p != nil {
+				return p.Name
+			}
+			return ""
+		},
+	}))
+	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopBg = cancel
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		defer close(m.ready)
+		if err := h.Start(bgCtx); err != nil {
+			s.Logger().Error("plugin host start", "err", err)
+		}
+		m.reconcileRecords(bgCtx, h)
+	}()
+	if m.opts.ReloadOnSIGHUP {
+		m.sigs = make(chan os.Signal, 1)
+		signal.Notify(m.sigs, syscall.SIGHUP)
+		m.bg.Add(1)
+		go func() {
+			defer m.bg.Done()
+			for {
+				select {
+				case <-bgCtx.Done():
+					return
+				case <-m.sigs:
+					s.Logger().Info("SIGHUP: reloading plugin providers")
+					h.Reload(bgCtx)
+				}
+			}
+		}()
+	}
+	return nil
+}
+
+// reconcileRecords removes provider records whose provider is gone (the
+// executable was removed while the server was down).
+func (m *Module) reconcileRecords(ctx context.Context, h *pluginhost.Host) {
+	known := map[string]bool{}
+	for _, p := range h.Providers() {
+		known[p.Name] = true
+	}
+	recs, err := m.s.Objects().ListObjects(ctx, "plugin_providers", objects.All())
+	if err != nil {
+		return
+	}
+	for _, r := range recs {
+		if !known[r.Key()] {
+			_, _ = m.s.Objects().Delete(ctx, Principal, "plugin_providers", r.Key())
+		}
+	}
+}
+
+// Stop implements server.Module: every plugin is stopped.
+func (m *Module) Stop(ctx context.Context) error {
+	if m.sigs != nil {
+		signal.Stop(m.sigs)
+	}
+	if m.stopBg != nil {
+		m.stopBg()
+	}
+	var err error
+	if h := m.Host(); h != nil {
+		err = h.Close()
+	}
+	m.bg.Wait()
+	return err
+}
+
+// --- pluginhost.Plugins ---
+
+// ListPlugins implements pluginhost.Plugins.
+func (m *Module) ListPlugins(ctx context.Context) ([]*models.Plugin, error) {
+	list, err := m.s.Objects().ListObjects(ctx, "plugins", objects.All())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*models.Plugin, 0, len(list))
+	for _, o := range list {
+		if p, ok := o.(*models.Plugin); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// CreatePlugin implements pluginhost.Plugins.
+func (m *Module) CreatePlugin(ctx context.Context, p *models.Plugin) error {
+	_, err := m.s.Objects().Create(ctx, Principal, "plugins", p)
+	var me *models.Error
+	if errors.As(err, &me) && me.Code == http.StatusConflict {
+		return nil
+	}
+	return err
+}
+
+// SetPluginErrors implements pluginhost.Plugins.
+func (m *Module) SetPluginErrors(ctx context.Context, name string, errs []string) error {
+	_, err := m.s.Objects().Update(ctx, Principal, "plugins", name, func(obj models.Model) error {
+		obj.(*models.Plugin).PluginErrors = append([]string{}, errs...)
+		return nil
+	})
+	var me *models.Error
+	if errors.As(err, &me) && me.Code == http.StatusNotFound {
+		return nil
+	}
+	return err
+}
+
+// --- pluginhost.Objects ---
+
+// apiObject is an object for an action: its stored form for param
+// lookups, and its API form (hidden fields removed, secure params sealed)
+// as the Action.Model the plugin receives.
+type apiObject struct {
+	models.Model
+	view json.RawMessage
+}
+
+// MarshalJSON renders the API form.
+func (o apiObject) MarshalJSON() ([]byte, error) { return o.view, nil }
+
+// GetObject implements pluginhost.Objects.
+func (m *Module) GetObject(ctx context.Context, prefix, id string) (models.Model, error) {
+	objs := m.s.Objects()
+	obj, err := objs.Get(ctx, prefix, id)
+	if err != nil {
+		return nil, err
+	}
+	r, err := objs.GetRendered(ctx, "GET", prefix, obj.Key(), objects.RenderOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return apiObject{Model: obj, view: r.JSON}, nil
+}
+
+// --- pluginhost.Params ---
+
+// ParamDef implements pluginhost.Params.
+func (m *Module) ParamDef(ctx context.Context, name string) (*models.Param, bool, error) {
+	var p *models.Param
+	var ok bool
+	m.s.Objects().View(func(v objects.View) { p, ok = v.Param(name) })
+	return p, ok, nil
+}
+
+// OwnParams implements pluginhost.Params (secure values decrypted).
+func (m *Module) OwnParams(ctx context.Context, obj models.Model) (map[string]any, error) {
+	return m.s.Objects().GetParams(ctx, obj.Prefix(), obj.Key(), objects.ParamOptions{Decode: true})
+}
+
+// AggregateParam implements pluginhost.Params (object, profiles, global;
+// secure values decrypted).
+func (m *Module) AggregateParam(ctx context.Context, obj models.Model, name string) (any, bool, error) {
+	return m.s.Objects().GetParam(ctx, obj.Prefix(), obj.Key(), name, objects.ParamOptions{Aggregate: true, Decode: true})
+}
+
+// --- pluginhost.ProviderRecords ---
+
+// SaveProvider implements pluginhost.ProviderRecords.
+func (m *Module) SaveProvider(ctx context.Context, info *models.PluginProviderInfo) error {
+	cp := *info
+	cp.Content = ""
+	_, err := m.s.Objects().Save(ctx, Principal, "plugin_providers", &cp)
+	return err
+}
+
+// DeleteProviderRecord implements pluginhost.ProviderRecords.
+func (m *Module) DeleteProviderRecord(ctx context.Context, name string) error {
+	_, err := m.s.Objects().Delete(ctx, Principal, "plugin_providers", name)
+	var me *models.Error
+	if errors.As(err, &me) && me.Code == http.StatusNotFound {
+		return nil
+	}
+	return err
+}
+
+// --- pluginhost.Kinds ---
+
+// RegisterKind implements pluginhost.Kinds with a RawModel object kind.
+func (m *Module) RegisterKind(ctx context.Context, prefix, provider string, validate func(models.RawModel) error) error {
+	objs := m.s.Objects()
+	m.mu.Lock()
+	owner, owned := m.kinds[prefix]
+	m.mu.Unlock()
+	if _, exists := objs.Kind(prefix); exists {
+		if !owned || owner != provider {
+			return fmt.Errorf("object type %s already exists", prefix)
+		}
+		objs.Unregister(prefix)
+	}
+	k := objects.RawKind(prefix, nil, func(v objects.View, obj models.Model) error {
+		switch r := obj.(type) {
+		case *models.RawModel:
+			return validate(*r)
+		case models.RawModel:
+			return validate(r)
+		}
+		return fmt.Errorf("unexpected object type %T", obj)
+	})
+	if err := objs.Register(ctx, k); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.kinds[prefix] = provider
+	m.mu.Unlock()
+	return nil
+}
+
+// UnregisterKind implements pluginhost.Kinds; stored objects are kept.
+func (m *Module) UnregisterKind(ctx context.Context, prefix, provider string) error {
+	m.mu.Lock()
+	owner, owned := m.kinds[prefix]
+	if owned && owner == provider {
+		delete(m.kinds, prefix)
+	}
+	m.mu.Unlock()
+	if owned && owner == provider {
+		m.s.Objects().Unregister(prefix)
+	}
+	return nil
+}
+
+// --- pluginhost.Content ---
+
+func (m *Module) hasLayer(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.layers[name]
+}
+
+// bundleOf returns the Bundle field of any object.
+func bundleOf(obj models.Model) string {
+	switch o := obj.(type) {
+	case *models.Param:
+		return o.Bundle
+	case *models.Profile:
+		return o.Bundle
+	case *models.Machine:
+		return o.Bundle
+	case *models.Plugin:
+		return o.Bundle
+	case *models.User:
+		return o.Bundle
+	case *models.RawModel:
+		b, _ := (*o)["Bundle"].(string)
+		return b
+	case models.RawModel:
+		b, _ := o["Bundle"].(string)
+		return b
+	}
+	var probe struct{ Bundle string }
+	_ = models.Remarshal(obj, &probe)
+	return probe.Bundle
+}
+
+type layerItem struct {
+	prefix string
+	obj    models.Model
+}
+
+// AddPluginLayer implements pluginhost.Content on the object service: the
+// layer's objects are saved with Bundle set to the provider, objects of an
+// older version of the layer that are gone are deleted, and a clash with a
+// user object (or another provider's) is a 409 unless replaceWritable.
+// Sections for object types this server does not have are skipped.
+func (m *Module) AddPluginLayer(ctx context.Context, provider string, c *models.Content, replaceWritable bool) error {
+	objs := m.s.Objects()
+	var items []layerItem
+	var clashes []string
+	prefixes := make([]string, 0, len(c.Sections))
+	for p := range c.Sections {
+		prefixes = append(prefixes, p)
+	}
+	sort.Strings(prefixes)
+	keep := map[string]bool{}
+	for _, prefix := range prefixes {
+		if _, ok := objs.Kind(prefix); !ok {
+			m.s.Logger().Warn("plugin content section skipped: no such object type", "provider", provider, "section", prefix)
+			continue
+		}
+		keys := make([]string, 0, len(c.Sections[prefix]))
+		for k := range c.Sections[prefix] {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, key := range keys {
+			fields := map[string]any{}
+			if err := models.Remarshal(c.Sections[prefix][key], &fields); err != nil {
+				return &models.Error{Model: prefix, Key: key, Type: "STORE_ERROR", Code: http.StatusUnprocessableEntity, Messages: []string{err.Error()}}
+			}
+			fields["Bundle"] = provider
+			fields["ReadOnly"] = false
+			buf, _ := json.Marshal(fields)
+			obj, err := objs.DecodeBody("PUT", prefix, buf)
+			if err != nil {
+				return err
+			}
+			if obj.Key() == "" {
+				obj, err = withKey(objs, prefix, key, fields)
+				if err != nil {
+					return err
+				}
+			}
+			if old, err := objs.Get(ctx, prefix, obj.Key()); err == nil {
+				if b := bundleOf(old); b != provider {
+					if b != "" && m.hasLayer(b) {
+						return &models.Error{Model: prefix, Key: obj.Key(), Type: "STORE_ERROR", Code: http.StatusConflict,
+							Messages: []string{fmt.Sprintf("%s/%s already belongs to plugin provider %s", prefix, obj.Key(), b)}}
+					}
+					clashes = append(clashes, prefix+"/"+obj.Key())
+				}
+			}
+			keep[prefix+"/"+obj.Key()] = true
+			items = append(items, layerItem{prefix: prefix, obj: obj})
+		}
+	}
+	if len(clashes) > 0 && !replaceWritable {
+		// DRP deletes such user objects silently; refuse instead.
+		return &models.Error{Model: "plugin_providers", Key: provider, Type: "STORE_ERROR", Code: http.StatusConflict,
+			Messages: []string{fmt.Sprintf("content would replace writable objects %s; retry with replaceWritable=true to replace them",
+				strings.Join(clashes, ", "))}}
+	}
+	m.mu.Lock()
+	m.layers[provider] = true
+	m.mu.Unlock()
+	for _, it := range items {
+		if _, err := objs.Save(ctx, Principal, it.prefix, it.obj); err != nil {
+			return err
+		}
+	}
+	m.removeLayerObjects(ctx, provider, keep)
+	return nil
+}
+
+// withKey sets the key field of a content object that lacks one from its
+// key in the bundle.
+func withKey(objs *objects.Service, prefix, key string, fields map[string]any) (models.Model, error) {
+	k, _ := objs.Kind(prefix)
+	fields[k.KeyField] = key
+	buf, _ := json.Marshal(fields)
+	return objs.DecodeBody("PUT", prefix, buf)
+}
+
+// removeLayerObjects deletes provider's layer objects not in keep.
+func (m *Module) removeLayerObjects(ctx context.Context, provider string, keep map[string]bool) {
+	objs := m.s.Objects()
+	for _, prefix := range objs.Prefixes() {
+		if prefix == "plugin_providers" {
+			continue
+		}
+		list, err := objs.ListObjects(ctx, prefix, objects.All())
+		if err != nil {
+			continue
+		}
+		for _, o := range list {
+			if bundleOf(o) == provider && !keep[prefix+"/"+o.Key()] {
+				if _, err := objs.Delete(ctx, Principal, prefix, o.Key()); err != nil {
+					m.s.Logger().Warn("remove plugin content object", "provider", provider, "object", prefix+"/"+o.Key(), "err", err)
+				}
+			}
+		}
+	}
+}
+
+// RemovePluginLayer implements pluginhost.Content.
+func (m *Module) RemovePluginLayer(ctx context.Context, provider string) error {
+	m.removeLayerObjects(ctx, provider, nil)
+	m.mu.Lock()
+	delete(m.layers, provider)
+	m.mu.Unlock()
+	return nil
+}
+
+var _ server.Module = (*Module)(nil)
+
+// readyTimeout is how long WaitReady waits by default.
+const readyTimeout = 2 * time.Minute
+
+// WaitReady blocks until Ready or ctx ends (at most two minutes).
+func (m *Module) WaitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	select {
+	case <-m.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,83 @@
+// Package testplugins builds the fake plugin providers of
+// server/pluginhost/testdata for tests, once per test binary.
+package testplugins
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// Variants maps a variant name to the -ldflags that select its behaviour
+// (see testdata/fakeplugin).
+var Variants = map[string]string{
+	"fake":       "-X main.mode=good -X main.version=v1 -X main.name=fake",
+	"fake-v2":    "-X main.mode=good -X main.version=v2 -X main.name=fake",
+	"noready":    "-X main.mode=noready -X main.name=noready",
+	"failready":  "-X main.mode=failready -X main.name=failready",
+	"garbage":    "-X main.mode=garbage -X main.name=garbage",
+	"badversion": "-X main.mode=badversion -X main.name=badversion",
+	"needparam":  "-X main.mode=needparam -X main.name=needparam",
+}
+
+var (
+	once   sync.Once
+	dir    string
+	errBld error
+)
+
+// Path returns the built binary of variant.
+func Path(t testing.TB, variant string) string {
+	t.Helper()
+	if _, ok := Variants[variant]; !ok {
+		t.Fatalf("testplugins: unknown variant %q", variant)
+	}
+	once.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		src := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "fakeplugin")
+		dir, errBld = os.MkdirTemp("", "pluginhost-bins-")
+		if errBld != nil {
+			return
+		}
+		for name, flags := range Variants {
+			cmd := exec.Command("go", "build", "-ldflags", flags, "-o", filepath.Join(dir, name), ".")
+			cmd.Dir = src
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errBld = fmt.Errorf("build %s: %v\n%s", name, err, out)
+				return
+			}
+		}
+	})
+	if errBld != nil {
+		t.Fatal(errBld)
+	}
+	return filepath.Join(dir, variant)
+}
+
+// Install copies variant into dir as name (mode 0700) and returns its path.
+func Install(t testing.TB, dstDir, variant, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(Path(t, variant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dstDir, name)
+	if err := os.MkdirAll(dstDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// Cleanup removes the built binaries; call it from TestMain.
+func Cleanup() {
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
+}
