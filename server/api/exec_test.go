@@ -1,0 +1,15 @@
+package api_test
+
+import (
+	"context"
+	"os/exec"
+	"time"
+)
+
+// runFail runs a command expected to exit quickly and returns its output.
+func runFail(bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	return string(out), err
+}
