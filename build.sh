@@ -54,7 +54,8 @@ run() {
       curl -k -u rocketskates:\$(cat data/admin-password) https://127.0.0.1:8092/api/v3/info
       RS_PASSWORD=\$(cat data/admin-password) bin/provctl info
 EOF
-	exec bin/provisiond --base-root ./data
+	# An absolute path: provisiond runs plugins from other working directories.
+	exec bin/provisiond --base-root "$PWD/data"
 }
 
 ensure_test_debs() {
