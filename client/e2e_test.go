@@ -3,12 +3,14 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/provisionhq/provision/client"
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server/config"
 	"github.com/provisionhq/provision/server/servertest"
 )
 
@@ -186,4 +188,69 @@ func TestE2EEventStream(t *testing.T) {
 	if err := s.Deregister(ctx, "custom.ping.*"); err != nil {
 		t.Fatalf("Deregister: %v", err)
 	}
+}
+
+// TestE2EEventStreamSurvivesServerRestart stops provisiond under an open
+// stream and starts it again on the same port: the stream must reconnect,
+// re-register its filter and deliver events from the new server.
+func TestE2EEventStreamSurvivesServerRestart(t *testing.T) {
+	port := freePort(t)
+	base := t.TempDir()
+	opts := servertest.Options{BaseRoot: base, AdminPassword: "restart-pw-123", Config: func(c *config.Config) { c.APIPort = port }}
+	ts := servertest.Start(t, opts)
+	c, err := client.New(ts.URL, client.Options{Username: servertest.AdminUser, Password: "restart-pw-123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := c.EventsWith(ctx, client.StreamOptions{ReconnectMin: 10 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Register(ctx, "restart.*.*"); err != nil {
+		t.Fatal(err)
+	}
+	ts.Stop(t)
+	ts2 := servertest.Start(t, opts)
+	if ts2.URL != ts.URL {
+		t.Fatalf("restarted on %s, want %s", ts2.URL, ts.URL)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for s.Reconnects() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("stream never reconnected")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The re-register may still be in flight: post until one arrives.
+	for {
+		if err := c.PostEvent(ctx, &models.Event{Time: time.Now(), Type: "restart", Action: "ping", Key: "k"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case e, ok := <-s.C():
+			if !ok {
+				t.Fatal("stream closed")
+			}
+			if e.Type != "restart" {
+				t.Fatalf("unexpected event %+v", e)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no event after the restart")
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
