@@ -106,6 +106,8 @@ run_tests() {
 # "<package> <benchmark regexp>"; packages that do not exist are skipped.
 BENCHES=(
 	"./client BenchmarkClient"
+	"./client BenchmarkE2E"
+	"./server/events BenchmarkFanout"
 )
 
 run_benches() {
