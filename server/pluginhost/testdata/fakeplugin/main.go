@@ -35,26 +35,35 @@ const content = `meta:
   DisplayName: Fake
 sections:
   params:
-    fake/step:
-      Name: fake/step
+    PFX/step:
+      Name: PFX/step
       Schema:
         type: integer
-    fake/withdefault:
-      Name: fake/withdefault
+    PFX/withdefault:
+      Name: PFX/withdefault
       Schema:
         type: integer
         default: 7
-    fake/secret:
-      Name: fake/secret
+    PFX/secret:
+      Name: PFX/secret
       Secure: true
       Schema:
         type: string
-  fakes:
+  KIND:
     bertie:
       Id: bertie
-      Type: fakes
+      Type: KIND
       Size: 3
 `
+
+// kind is the custom object type of this build: "fakes" for the provider
+// named fake, "<name>s" otherwise, so variants can be loaded side by side.
+func kind() string {
+	if name == "fake" {
+		return "fakes"
+	}
+	return name + "s"
+}
 
 type action struct {
 	Model          string
@@ -91,12 +100,14 @@ func define() {
 			{Model: "", Command: "config"},
 			{Model: "", Command: "events"},
 			{Model: "", Command: "version"},
-			{Model: "fakes", Command: "measure", OptionalParams: []string{"fake/step"}},
+			{Model: "", Command: "token"},
+			{Model: "", Command: "active"},
+			{Model: kind(), Command: "measure", OptionalParams: []string{"fake/step"}},
 		},
 		"StoreObjects": map[string]any{
-			"fakes": map[string]any{"Size": map[string]any{"type": "integer", "isrequired": true}},
+			kind(): map[string]any{"Size": map[string]any{"type": "integer", "isrequired": true}},
 		},
-		"Content": content,
+		"Content": strings.NewReplacer("KIND", kind(), "PFX/", name+"/").Replace(content),
 	}
 	if mode == "needparam" {
 		def["RequiredParams"] = []string{"fake/token"}
@@ -121,6 +132,7 @@ type plugin struct {
 	mu     sync.Mutex
 	config map[string]any
 	events []map[string]any
+	active int
 }
 
 func reply(w http.ResponseWriter, code int, v any) {
@@ -203,6 +215,14 @@ func (p *plugin) action(w http.ResponseWriter, r *http.Request, model map[string
 	case "echo":
 		reply(w, 200, map[string]any{"Plugin": plugin, "Params": params, "Model": model})
 	case "sleep":
+		p.mu.Lock()
+		p.active++
+		p.mu.Unlock()
+		defer func() {
+			p.mu.Lock()
+			p.active--
+			p.mu.Unlock()
+		}()
 		d := 24 * time.Hour
 		if s, ok := params["seconds"].(float64); ok {
 			d = time.Duration(s * float64(time.Second))
@@ -253,6 +273,12 @@ func (p *plugin) action(w http.ResponseWriter, r *http.Request, model map[string
 		reply(w, 200, os.Getpid())
 	case "version":
 		reply(w, 200, version)
+	case "token":
+		reply(w, 200, os.Getenv("RS_TOKEN"))
+	case "active":
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		reply(w, 200, p.active)
 	case "config":
 		p.mu.Lock()
 		defer p.mu.Unlock()
