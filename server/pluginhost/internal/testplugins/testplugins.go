@@ -80,4 +80,38 @@ func Cleanup() {
 	if dir != "" {
 		os.RemoveAll(dir)
 	}
+	pkgMu.Lock()
+	defer pkgMu.Unlock()
+	for _, b := range pkgBins {
+		os.RemoveAll(filepath.Dir(b))
+	}
+}
+
+var (
+	pkgMu   sync.Mutex
+	pkgBins = map[string]string{}
+)
+
+// Package builds the main package at importPath (e.g. the SDK-based
+// plugins/incrementer) once per test binary and returns the binary.
+func Package(t testing.TB, importPath string) string {
+	t.Helper()
+	pkgMu.Lock()
+	defer pkgMu.Unlock()
+	if b, ok := pkgBins[importPath]; ok {
+		return b
+	}
+	d, err := os.MkdirTemp("", "pluginhost-pkg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(d, filepath.Base(importPath))
+	_, file, _, _ := runtime.Caller(0)
+	cmd := exec.Command("go", "build", "-o", out, importPath)
+	cmd.Dir = filepath.Dir(file)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", importPath, err, b)
+	}
+	pkgBins[importPath] = out
+	return out
 }
