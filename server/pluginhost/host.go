@@ -295,3 +295,17 @@ func (h *Host) providerChanged(name string) {
 func (h *Host) publish(typ, action, key string, obj any) {
 	h.deps.Bus.Publish(models.Event{Time: time.Now(), Type: typ, Action: action, Key: key, Principal: "pluginhost", Object: obj})
 }
+
+// SocketPath returns the socket the running instance named plugin listens
+// on (its toPlugin socket), for diagnostics and benchmarks.
+func (h *Host) SocketPath(plugin string) (string, bool) {
+	in := h.instance(plugin)
+	if in == nil {
+		return "", false
+	}
+	p, err := in.current()
+	if err != nil {
+		return "", false
+	}
+	return p.toPath, true
+}
