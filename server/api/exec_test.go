@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"os/exec"
 	"time"
 )
@@ -13,3 +14,5 @@ func runFail(bin string, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 	return string(out), err
 }
+
+func jsonUnmarshal(buf []byte, v any) error { return json.Unmarshal(buf, v) }

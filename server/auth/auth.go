@@ -157,10 +157,14 @@ type Service struct {
 	objs *objects.Service
 	key  []byte
 
-	mu    sync.Mutex
-	live  map[string]struct{} // ids of minted process tokens still valid
-	basic map[[32]byte]time.Time
+	mu     sync.Mutex
+	live   map[string]struct{} // ids of minted process tokens still valid
+	basic  map[[32]byte]time.Time
+	parsed map[string]*tokenClaims // tokens whose signature was verified
 }
+
+// maxParsedCache bounds the cache of verified token signatures.
+const maxParsedCache = 4096
 
 // tokenClaims is the JWT payload.
 type tokenClaims struct {
@@ -195,7 +199,7 @@ func New(baseDir string, objs *objects.Service) (*Service, error) {
 	if len(key) < 32 {
 		return nil, fmt.Errorf("token key %s is too short (%d bytes)", path, len(key))
 	}
-	return &Service{objs: objs, key: key, live: map[string]struct{}{}, basic: map[[32]byte]time.Time{}}, nil
+	return &Service{objs: objs, key: key, live: map[string]struct{}{}, basic: map[[32]byte]time.Time{}, parsed: map[string]*tokenClaims{}}, nil
 }
 
 func secretGen(name, secret string) string {
@@ -310,11 +314,26 @@ func unauthorized(msg string) *models.Error {
 }
 
 // VerifyToken checks a bearer token and returns its principal.
+// Signatures are verified once per token and cached; expiry and revocation
+// are checked on every call.
 func (a *Service) VerifyToken(ctx context.Context, tok string) (*Principal, *models.Error) {
-	c := &tokenClaims{}
-	_, err := jwt.ParseWithClaims(tok, c, func(t *jwt.Token) (any, error) { return a.key, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
-	if err != nil {
+	a.mu.Lock()
+	c, cached := a.parsed[tok]
+	a.mu.Unlock()
+	if !cached {
+		c = &tokenClaims{}
+		_, err := jwt.ParseWithClaims(tok, c, func(t *jwt.Token) (any, error) { return a.key, nil },
+			jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
+		if err != nil {
+			return nil, unauthorized("Invalid or expired token")
+		}
+		a.mu.Lock()
+		if len(a.parsed) >= maxParsedCache {
+			a.parsed = map[string]*tokenClaims{}
+		}
+		a.parsed[tok] = c
+		a.mu.Unlock()
+	} else if c.ExpiresAt == nil || !time.Now().Before(c.ExpiresAt.Time) {
 		return nil, unauthorized("Invalid or expired token")
 	}
 	switch c.Kind {
@@ -327,18 +346,25 @@ func (a *Service) VerifyToken(ctx context.Context, tok string) (*Principal, *mod
 		}
 		return &Principal{Name: c.Subject, Claims: c.Claims}, nil
 	case "user":
-		u, err := a.user(ctx, c.Subject)
-		if err != nil {
+		var gen string
+		var rc []models.Claim
+		var rerr error
+		found := a.objs.Peek("users", c.Subject, func(obj models.Model) {
+			if u, ok := obj.(*models.User); ok {
+				gen = secretGen(u.Name, u.Secret)
+				rc, rerr = RoleClaims(u.Roles)
+			}
+		})
+		if !found {
 			return nil, unauthorized("Token user no longer exists")
 		}
-		if secretGen(u.Name, u.Secret) != c.Gen {
+		if gen != c.Gen {
 			return nil, unauthorized("Token revoked")
 		}
-		rc, err := RoleClaims(u.Roles)
-		if err != nil {
+		if rerr != nil {
 			return nil, unauthorized("User has invalid roles")
 		}
-		return &Principal{Name: u.Name, User: true, Claims: c.Claims, roleClaims: rc}, nil
+		return &Principal{Name: c.Subject, User: true, Claims: c.Claims, roleClaims: rc}, nil
 	}
 	return nil, unauthorized("Invalid token")
 }

@@ -276,6 +276,21 @@ func (s *Service) Get(ctx context.Context, prefix, id string) (models.Model, err
 	return s.decodeEntry(k, e), nil
 }
 
+// Peek calls fn with the stored object of prefix/key (exact key, no index
+// lookup) without copying it, under a read lock; fn must not modify or keep
+// it, nor call the Service. It reports whether the object exists. It is the
+// cheap read for hot paths such as token checks.
+func (s *Service) Peek(prefix, key string, fn func(models.Model)) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.data[prefix][key]
+	if !ok {
+		return false
+	}
+	fn(e.obj)
+	return true
+}
+
 // Rendered is an object as the API shows it.
 type Rendered struct {
 	// Key is the object key.
