@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -428,6 +427,8 @@ func (a *API) fixedRoutes() {
 		}
 		c.JSON(http.StatusOK, idx)
 	})
+	g.GET("/meta/:prefix/*id", a.getMeta)
+	g.PATCH("/meta/:prefix/*id", a.patchMeta)
 	g.GET("/users/:name/token", a.userToken)
 	g.PUT("/users/:name/password", a.userPassword)
 	g.POST("/events", a.require("events", "post", "*"), a.postEvent)
@@ -532,13 +533,4 @@ func (a *API) postEvent(c *gin.Context) {
 	e.Principal = PrincipalOf(c).Name
 	a.opts.Bus.Publish(e)
 	c.Status(http.StatusNoContent)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

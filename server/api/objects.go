@@ -500,3 +500,64 @@ func (a *API) pubkey(c *gin.Context, prefix, id string) {
 	}
 	c.JSON(http.StatusOK, a.opts.Objects.Keys().PublicKey())
 }
+
+func metaTarget(c *gin.Context) (string, string) {
+	return c.Param("prefix"), strings.TrimPrefix(c.Param("id"), "/")
+}
+
+// getMeta serves GET /meta/<prefix>/<id>: the object's Meta map.
+func (a *API) getMeta(c *gin.Context) {
+	prefix, id := metaTarget(c)
+	if !Require(c, prefix, "get", id) {
+		return
+	}
+	r, err := a.opts.Objects.GetRendered(c.Request.Context(), "GET", prefix, id, objects.RenderOptions{})
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	var obj struct{ Meta map[string]string }
+	if err := json.Unmarshal(r.JSON, &obj); err != nil {
+		WriteError(c, err)
+		return
+	}
+	if obj.Meta == nil {
+		obj.Meta = map[string]string{}
+	}
+	c.JSON(http.StatusOK, obj.Meta)
+}
+
+// patchMeta serves PATCH /meta/<prefix>/<id>: a JSON Patch on the Meta map.
+func (a *API) patchMeta(c *gin.Context) {
+	prefix, id := metaTarget(c)
+	if !PrincipalOf(c).Allows(prefix, "patch", id) && !Require(c, prefix, "update", id) {
+		return
+	}
+	p, err := readPatch(c, prefix, id)
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	// Re-root the patch at /Meta and apply it to the object.
+	for i := range p {
+		p[i].Path = "/Meta" + p[i].Path
+		if p[i].From != "" {
+			p[i].From = "/Meta" + p[i].From
+		}
+	}
+	buf, _ := json.Marshal(p)
+	rooted, perr := jsonpatch2.NewPatch(buf)
+	if perr != nil {
+		WriteError(c, &models.Error{Model: prefix, Key: id, Type: "PATCH", Code: http.StatusBadRequest, Messages: []string{"Invalid JSON Patch: " + perr.Error()}})
+		return
+	}
+	res, err := a.opts.Objects.Patch(c.Request.Context(), PrincipalOf(c).Name, prefix, id, rooted)
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	out, _ := models.Clone(res)
+	var obj struct{ Meta map[string]string }
+	_ = models.Remarshal(out, &obj)
+	c.JSON(http.StatusOK, obj.Meta)
+}

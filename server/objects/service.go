@@ -807,7 +807,7 @@ func (s *Service) write(ctx context.Context, method, prefix, action, principal s
 			s.mu.Unlock()
 			return nil, notFound(method, prefix, "")
 		}
-		if old.obj != nil {
+		if !readOnlyAllowed(ctx) {
 			if ro := readOnly(old.fields); ro {
 				s.mu.Unlock()
 				return nil, &models.Error{Model: prefix, Key: old.key, Type: method, Code: 403, Messages: []string{"Object is read only"}}
@@ -829,7 +829,7 @@ func (s *Service) write(ctx context.Context, method, prefix, action, principal s
 		}
 		p = &prepared{k: k, action: ActionDelete, old: old, change: *ch}
 	} else {
-		if old != nil && readOnly(old.fields) {
+		if old != nil && readOnly(old.fields) && !readOnlyAllowed(ctx) {
 			s.mu.Unlock()
 			return nil, &models.Error{Model: prefix, Key: old.key, Type: method, Code: 403, Messages: []string{"Object is read only"}}
 		}
@@ -850,6 +850,20 @@ func (s *Service) write(ctx context.Context, method, prefix, action, principal s
 		res = p.old
 	}
 	return s.decodeEntry(k, res), nil
+}
+
+type allowReadOnlyKey struct{}
+
+// AllowReadOnly marks ctx so that writes made with it may change and
+// delete ReadOnly objects (content layers owned by a subsystem such as the
+// plugin host). API requests never carry it.
+func AllowReadOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, allowReadOnlyKey{}, true)
+}
+
+func readOnlyAllowed(ctx context.Context) bool {
+	b, _ := ctx.Value(allowReadOnlyKey{}).(bool)
+	return b
 }
 
 func readOnly(fields map[string]any) bool {

@@ -1,0 +1,54 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func TestEnvFallbackAndFlagPrecedence(t *testing.T) {
+	t.Setenv("RS_BASE_ROOT", "/from/env")
+	t.Setenv("RS_API_PORT", "9999")
+	cfg := Defaults()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	if err := BindFlags(fs, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Parse([]string{"--api-port", "1234"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BaseRoot != "/from/env" || cfg.APIPort != 1234 {
+		t.Fatalf("cfg %+v", cfg)
+	}
+	if cfg.EffectivePluginRoot() != "/from/env/plugins" {
+		t.Fatalf("plugin root %s", cfg.EffectivePluginRoot())
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadEnvIsReported(t *testing.T) {
+	t.Setenv("RS_API_PORT", "eighty")
+	cfg := Defaults()
+	err := BindFlags(pflag.NewFlagSet("t", pflag.ContinueOnError), &cfg)
+	if err == nil || !strings.Contains(err.Error(), "RS_API_PORT") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, mut := range []func(*Config){
+		func(c *Config) { c.BaseRoot = "" },
+		func(c *Config) { c.TLSCert = "x" },
+		func(c *Config) { c.LogFormat = "xml" },
+		func(c *Config) { c.APIPort = 70000 },
+	} {
+		c := Defaults()
+		mut(&c)
+		if c.Validate() == nil {
+			t.Errorf("invalid config accepted: %+v", c)
+		}
+	}
+}
