@@ -3,10 +3,14 @@ package api_test
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server"
+	"github.com/provisionhq/provision/server/config"
 	"github.com/provisionhq/provision/server/servertest"
 )
 
@@ -135,5 +139,43 @@ func TestGlobalProfileAndPluginKinds(t *testing.T) {
 	}
 	if r, _ := servertest.DoAs(t, ts.URL, "", "GET", "/healthz", nil); r.StatusCode != http.StatusOK {
 		t.Fatalf("healthz %d", r.StatusCode)
+	}
+}
+
+func TestGeneratedAdminPassword(t *testing.T) {
+	ts := servertest.Start(t, servertest.Options{Config: func(c *config.Config) { c.AdminPassword = "" }})
+	path := filepath.Join(ts.BaseRoot, server.AdminPasswordFile)
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("admin password file: %v %v", st, err)
+	}
+	buf, _ := os.ReadFile(path)
+	pw := strings.TrimSpace(string(buf))
+	if len(pw) < 16 || !strings.Contains(ts.Logs(), pw) {
+		t.Fatalf("generated password %q not printed once", pw)
+	}
+	resp, _ := servertest.DoAs(t, ts.URL, servertest.BasicAuth(servertest.AdminUser, pw), "GET", "/api/v3/info", nil)
+	mustStatus(t, resp, 200, "login with generated password")
+}
+
+func TestStaticFileServer(t *testing.T) {
+	ts := servertest.Start(t, servertest.Options{})
+	dir := filepath.Join(ts.BaseRoot, "tftpboot", "files")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("ImaFile"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ts.StaticURL, "http://127.0.0.1:") {
+		t.Fatalf("static URL %s", ts.StaticURL)
+	}
+	resp, body := servertest.DoAs(t, ts.StaticURL, "", "GET", "/files/hello.txt", nil)
+	if resp.StatusCode != 200 || string(body) != "ImaFile" {
+		t.Fatalf("static file: %d %q", resp.StatusCode, body)
+	}
+	resp, _ = servertest.DoAs(t, ts.StaticURL, "", "GET", "/../provision.db", nil)
+	if resp.StatusCode == 200 {
+		t.Fatal("static server escaped its root")
 	}
 }
