@@ -23,6 +23,9 @@ type Tokens interface {
 type Plugins interface {
 	// ListPlugins returns every Plugin object.
 	ListPlugins(ctx context.Context) ([]*models.Plugin, error)
+	// GetPlugin returns the current Plugin object named name, or nil
+	// when there is none.
+	GetPlugin(ctx context.Context, name string) (*models.Plugin, error)
 	// CreatePlugin creates p unless a plugin of that name exists (then it
 	// returns nil and changes nothing); used for AutoStart providers.
 	CreatePlugin(ctx context.Context, p *models.Plugin) error

@@ -207,6 +207,16 @@ func (s *fakeServer) ListPlugins(ctx context.Context) ([]*models.Plugin, error) 
 	return out, nil
 }
 
+func (s *fakeServer) GetPlugin(ctx context.Context, name string) (*models.Plugin, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.plugins[name]
+	if !ok {
+		return nil, nil
+	}
+	return models.Clone(p)
+}
+
 func (s *fakeServer) CreatePlugin(ctx context.Context, p *models.Plugin) error {
 	s.mu.Lock()
 	if _, ok := s.plugins[p.Name]; ok {

@@ -86,16 +86,24 @@ func (in *instance) poke() {
 	}
 }
 
-// update records a new version of the Plugin object and wakes the
-// supervisor when it needs a restart.
-func (in *instance) update(p *models.Plugin) {
+// update wakes the supervisor after a change of the Plugin object. The
+// object itself is read again by the supervisor (refresh): change hooks may
+// run in any order, so the copy a hook carries can be older than the
+// stored object.
+func (in *instance) update(p *models.Plugin) { in.poke() }
+
+// refresh reads the current Plugin object (keeping the last known one
+// when it cannot be read) and returns it.
+func (in *instance) refresh() *models.Plugin {
+	ctx, cancel := context.WithTimeout(in.h.ctx, 10*time.Second)
+	defer cancel()
+	p, err := in.h.deps.Plugins.GetPlugin(ctx, in.name)
 	in.mu.Lock()
-	changed := material(in.spec, p)
-	in.spec = p
-	in.mu.Unlock()
-	if changed {
-		in.poke()
+	defer in.mu.Unlock()
+	if err == nil && p != nil {
+		in.spec = p
 	}
+	return in.spec
 }
 
 func (in *instance) providerChanged() { in.poke() }
@@ -190,28 +198,46 @@ func (in *instance) addHistory(msg string) {
 	in.flushErrors()
 }
 
-// waitChange blocks until the object or provider changes (true) or the
-// instance is removed (false).
-func (in *instance) waitChange() bool {
-	select {
-	case <-in.wake:
-		return true
-	case <-in.quit:
-		return false
+// changedSince reports whether the Plugin object (re-read) or its
+// provider differ materially from what was last acted on. Wakes also come
+// from changes that do not matter, such as the host's own PluginErrors
+// updates.
+func (in *instance) changedSince(spec *models.Plugin, prov *provider) bool {
+	cur := in.refresh()
+	return material(cur, spec) || in.h.provider(cur.Provider) != prov
+}
+
+// waitChange blocks until the object or provider changes materially
+// compared with spec/prov (true) or the instance is removed (false).
+func (in *instance) waitChange(spec *models.Plugin, prov *provider) bool {
+	for {
+		select {
+		case <-in.wake:
+			if in.changedSince(spec, prov) {
+				return true
+			}
+		case <-in.quit:
+			return false
+		}
 	}
 }
 
-// waitBackoff waits d, cut short by a change (true) or removal (false).
-func (in *instance) waitBackoff(d time.Duration) (alive, changed bool) {
+// waitBackoff waits d, cut short by a material change (changed) or
+// removal (not alive).
+func (in *instance) waitBackoff(d time.Duration, spec *models.Plugin, prov *provider) (alive, changed bool) {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return true, false
-	case <-in.wake:
-		return true, true
-	case <-in.quit:
-		return false, false
+	for {
+		select {
+		case <-t.C:
+			return true, false
+		case <-in.wake:
+			if in.changedSince(spec, prov) {
+				return true, true
+			}
+		case <-in.quit:
+			return false, false
+		}
 	}
 }
 
@@ -246,12 +272,12 @@ func (in *instance) run() {
 		case <-in.wake:
 		default:
 		}
-		spec := in.snapshot()
+		spec := in.refresh()
 		prov := h.provider(spec.Provider)
 		if prov == nil {
 			in.clearForRestart()
 			in.stopped("Missing Plugin Provider: " + spec.Provider)
-			if !in.waitChange() {
+			if !in.waitChange(spec, prov) {
 				return
 			}
 			backoff = 0
@@ -265,7 +291,7 @@ func (in *instance) run() {
 			in.stateErrs = errs
 			in.mu.Unlock()
 			in.flushErrors()
-			if !in.waitChange() {
+			if !in.waitChange(spec, prov) {
 				return
 			}
 			backoff = 0
@@ -281,7 +307,7 @@ func (in *instance) run() {
 				in.log.Error("plugin failed to start", "err", err)
 				in.stopped(err.Error())
 				h.publish("plugins", "stopped", in.name, in.snapshot())
-				if !in.waitChange() {
+				if !in.waitChange(spec, prov) {
 					return
 				}
 				backoff = 0
@@ -296,12 +322,11 @@ func (in *instance) run() {
 			in.addHistory(msg)
 			h.metrics.restart(in.name)
 			h.publish("plugins", "crashed", in.name, map[string]any{"Name": in.name, "Error": err.Error()})
-			alive, changed := in.waitBackoff(backoff)
+			alive, changed := in.waitBackoff(backoff, spec, prov)
 			if !alive {
 				return
 			}
 			if changed {
-				in.poke()
 				backoff = 0
 			}
 			continue
@@ -344,12 +369,11 @@ func (in *instance) run() {
 			in.addHistory(msg)
 			h.metrics.restart(in.name)
 			h.publish("plugins", "crashed", in.name, map[string]any{"Name": in.name, "Error": msg})
-			alive, changed := in.waitBackoff(backoff)
+			alive, changed := in.waitBackoff(backoff, spec, prov)
 			if !alive {
 				return
 			}
 			if changed {
-				in.poke()
 				backoff = 0
 			}
 		case "changed":
@@ -358,13 +382,12 @@ func (in *instance) run() {
 			h.publish("plugins", "stopped", in.name, in.snapshot())
 			in.clearForRestart()
 			backoff = 0
-			in.poke()
 		case "left":
 			in.detach("left")
 			p.stop(h.cfg.DrainTimeout)
 			in.stopped("Plugin left: " + leave.Error())
 			h.publish("plugins", "stopped", in.name, in.snapshot())
-			if !in.waitChange() {
+			if !in.waitChange(spec, prov) {
 				return
 			}
 			backoff = 0
@@ -405,7 +428,7 @@ func (in *instance) watch(p *process, prov *provider, running *models.Plugin) (s
 				return "left", lr.reason
 			}
 		case <-in.wake:
-			if in.h.provider(running.Provider) != prov || material(in.snapshot(), running) {
+			if in.h.provider(running.Provider) != prov || material(in.refresh(), running) {
 				return "changed", nil
 			}
 		}

@@ -640,3 +640,17 @@ func (m *Module) WaitReady(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// GetPlugin implements pluginhost.Plugins.
+func (m *Module) GetPlugin(ctx context.Context, name string) (*models.Plugin, error) {
+	obj, err := m.s.Objects().Get(ctx, "plugins", name)
+	if err != nil {
+		var me *models.Error
+		if errors.As(err, &me) && me.Code == http.StatusNotFound {
+			return nil, nil
+		}
+		return nil, err
+	}
+	p, _ := obj.(*models.Plugin)
+	return p, nil
+}

@@ -185,6 +185,12 @@ func (p *plugin) handle(w http.ResponseWriter, r *http.Request) {
 		reply(w, 200, map[string]any{"Code": 200})
 		os.Exit(0)
 	case "/api-plugin/v4/publish":
+		p.mu.Lock()
+		slow, _ := p.config["fake/slow-publish"].(float64)
+		p.mu.Unlock()
+		if slow > 0 {
+			time.Sleep(time.Duration(slow * float64(time.Second)))
+		}
 		var ev map[string]any
 		json.Unmarshal(body, &ev)
 		p.mu.Lock()
