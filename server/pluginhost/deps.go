@@ -83,13 +83,20 @@ type Kinds interface {
 // required except Kinds and Content, which may be nil in tests that do not
 // exercise StoreObjects or content layers.
 type Deps struct {
-	Tokens  Tokens
+	// Tokens mints define and plugin tokens.
+	Tokens Tokens
+	// Plugins reads Plugin objects and records PluginErrors.
 	Plugins Plugins
+	// Objects finds action targets.
 	Objects Objects
-	Params  Params
+	// Params resolves and decrypts params.
+	Params Params
+	// Content loads provider content layers.
 	Content Content
-	Kinds   Kinds
-	Bus     Bus
+	// Kinds registers StoreObjects types.
+	Kinds Kinds
+	// Bus carries events both ways.
+	Bus Bus
 	// Records, when set, mirrors providers into the server's
 	// plugin_providers collection.
 	Records ProviderRecords

@@ -67,12 +67,14 @@ type process struct {
 	proxy     *httputil.ReverseProxy
 }
 
-// errPermanent marks start failures that retrying will not fix (the plugin
+// permanentError marks start failures that retrying will not fix (the plugin
 // answered "Failed" or rejected its configuration): the instance waits for
 // a change instead of restarting.
 type permanentError struct{ err error }
 
+// Error implements error.
 func (e *permanentError) Error() string { return e.err.Error() }
+// Unwrap returns the cause.
 func (e *permanentError) Unwrap() error { return e.err }
 
 // startProcess launches `<provider> listen <to> <from>`, waits for the

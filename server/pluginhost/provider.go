@@ -96,6 +96,7 @@ type limitedBuffer struct {
 	overflow bool
 }
 
+// Write implements io.Writer, dropping what does not fit.
 func (l *limitedBuffer) Write(p []byte) (int, error) {
 	if room := l.max - l.buf.Len(); room < len(p) {
 		l.overflow = true

@@ -102,6 +102,19 @@ func TestEndToEnd(t *testing.T) {
 	if ps["fake/required"] != "from-global" || ps["fake/step"] != float64(2) || ps["fake/withdefault"] != float64(7) || ps["extra"] != float64(10) {
 		t.Fatalf("resolved params: %v", ps)
 	}
+	// Secure params are stored sealed and reach the plugin decrypted, in
+	// actions and in /config.
+	if code, raw := e.do("POST", "/api/v3/profiles/global/params/fake/secret", `"s3cret"`, nil); code != 200 {
+		t.Fatalf("set secure param: %d %s", code, raw)
+	}
+	var sealed any
+	e.do("GET", "/api/v3/profiles/global/params/fake/secret", nil, &sealed)
+	if sealed == "s3cret" {
+		t.Fatal("secure param not sealed at rest")
+	}
+	if code, v = e.action(mp, "echo", nil); code != 200 || v.(map[string]any)["Params"].(map[string]any)["fake/secret"] != "s3cret" {
+		t.Fatalf("secure param in action: %d %v", code, v)
+	}
 	if code, v = e.action(mp, "callback", nil); code != 200 || v != float64(2) {
 		t.Fatalf("callback with RS_TOKEN: %d %v", code, errText(v))
 	}
