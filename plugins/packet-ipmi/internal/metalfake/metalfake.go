@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -77,13 +78,21 @@ type Server struct {
 	maxPerPage    int
 	failNext      []int
 	stallNext     int
+	done          chan struct{}
+	closeOnce     sync.Once
 }
 
 // New starts a TLS fake that accepts the API key token.
 func New(token string) *Server {
-	s := &Server{token: token, devices: map[string]*Device{}, activateAfter: 1, maxPerPage: 1000}
+	s := &Server{token: token, devices: map[string]*Device{}, activateAfter: 1, maxPerPage: 1000, done: make(chan struct{})}
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// Close releases stalled requests and shuts the server down.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.done) })
+	s.Server.Close()
 }
 
 // URL returns the API base URL to give the plugin (packet/api-url).
@@ -211,7 +220,13 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) int {
 	}
 	s.mu.Unlock()
 	if stall {
-		<-r.Context().Done()
+		// Read the body first: the server notices a client that gave up
+		// only once the request body is consumed.
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-s.done:
+		}
 		return 0
 	}
 	fail2 := func(status int, format string, args ...any) int {
