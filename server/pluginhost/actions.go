@@ -269,16 +269,33 @@ func (h *Host) RunAction(ctx context.Context, req ActionRequest) (json.RawMessag
 	if chosen == nil {
 		return nil, actionError(t, "INVOKE", http.StatusBadRequest, firstMsg)
 	}
-	if proc == nil {
-		return nil, notRunning
-	}
-	action := &models.Action{Plugin: chosen.in.name, Command: req.Command, Params: params, Model: t.obj}
-	h.publishInvocation(ctx, t, req, action)
-
 	timeout := h.cfg.ActionTimeout
 	if req.Timeout > 0 {
 		timeout = min(req.Timeout, h.cfg.MaxActionTimeout)
 	}
+	if proc == nil {
+		// During a deliberate restart (new params, new provider binary)
+		// wait for the new process instead of failing; crashes and
+		// failed starts are answered at once.
+		w := chosen.in.restartWait()
+		if w == nil {
+			return nil, notRunning
+		}
+		timer := time.NewTimer(timeout)
+		select {
+		case <-w:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+		p, nr := chosen.in.current()
+		if nr != nil {
+			return nil, nr
+		}
+		proc = p
+	}
+	action := &models.Action{Plugin: chosen.in.name, Command: req.Command, Params: params, Model: t.obj}
+	h.publishInvocation(ctx, t, req, action)
 	return h.invoke(ctx, proc, t, action, timeout)
 }
 

@@ -24,12 +24,13 @@ type instance struct {
 
 	mu        sync.Mutex
 	spec      *models.Plugin
-	proc      *process // configured process, nil when not running
-	enabled   bool     // actions registered: running, or restarting after a crash
-	state     string   // for error messages: why it is not running
-	stateErrs []string // errors of the current condition
-	history   []string // crash records, kept across restarts
-	lastErrs  []string // what PluginErrors was last set to
+	proc      *process      // configured process, nil when not running
+	enabled   bool          // actions registered: running, or restarting after a crash
+	state     string        // for error messages: why it is not running
+	stateErrs []string      // errors of the current condition
+	history   []string      // crash records, kept across restarts
+	lastErrs  []string      // what PluginErrors was last set to
+	settled   chan struct{} // non-nil during a deliberate restart; closed when it ends
 
 	errMu sync.Mutex // serialises PluginErrors writes
 
@@ -134,6 +135,23 @@ func (in *instance) current() (*process, *models.Error) {
 		Messages: []string{fmt.Sprintf("Plugin %s is not running: %s", in.name, in.state)}}
 }
 
+// restartWait returns a channel closed when a deliberate restart (after a
+// change of the object or provider) has finished, or nil when none is
+// under way. Callers may wait on it instead of failing with 503.
+func (in *instance) restartWait() <-chan struct{} {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.settled
+}
+
+// settleLocked ends a deliberate restart; caller holds in.mu.
+func (in *instance) settleLocked() {
+	if in.settled != nil {
+		close(in.settled)
+		in.settled = nil
+	}
+}
+
 func (in *instance) actionsEnabled() (bool, *provider) {
 	in.mu.Lock()
 	enabled, spec := in.enabled, in.spec
@@ -183,6 +201,7 @@ func (in *instance) stopped(msg string) {
 	in.mu.Lock()
 	in.proc, in.enabled, in.state = nil, false, msg
 	in.stateErrs = []string{msg}
+	in.settleLocked()
 	in.mu.Unlock()
 	in.h.metrics.up(in.name, false)
 	in.flushErrors()
@@ -255,6 +274,11 @@ func (in *instance) nextBackoff(cur time.Duration) time.Duration {
 // run is the supervisor loop.
 func (in *instance) run() {
 	defer close(in.done)
+	defer func() {
+		in.mu.Lock()
+		in.settleLocked()
+		in.mu.Unlock()
+	}()
 	defer in.h.metrics.forget(in.name)
 	h := in.h
 	var backoff time.Duration
@@ -289,6 +313,7 @@ func (in *instance) run() {
 			in.mu.Lock()
 			in.proc, in.enabled, in.state = nil, false, errs[0]
 			in.stateErrs = errs
+			in.settleLocked()
 			in.mu.Unlock()
 			in.flushErrors()
 			if !in.waitChange(spec, prov) {
@@ -318,6 +343,7 @@ func (in *instance) run() {
 			in.log.Error("plugin failed to start", "err", err, "retry_in", backoff)
 			in.mu.Lock()
 			in.proc, in.state = nil, "start failed, retrying in "+backoff.String()
+			in.settleLocked()
 			in.mu.Unlock()
 			in.addHistory(msg)
 			h.metrics.restart(in.name)
@@ -334,6 +360,7 @@ func (in *instance) run() {
 		in.mu.Lock()
 		in.proc, in.enabled, in.state = p, true, "running"
 		in.stateErrs = nil
+		in.settleLocked()
 		in.mu.Unlock()
 		in.flushErrors()
 		h.metrics.up(in.name, true)
@@ -377,7 +404,15 @@ func (in *instance) run() {
 				backoff = 0
 			}
 		case "changed":
-			in.detach("restarting after a change")
+			// Actions stay registered: callers wait for the new process
+			// (restartWait) instead of seeing "Not Found" or 503.
+			in.mu.Lock()
+			in.proc, in.state = nil, "restarting after a change"
+			if in.settled == nil {
+				in.settled = make(chan struct{})
+			}
+			in.mu.Unlock()
+			h.metrics.up(in.name, false)
 			p.stop(h.cfg.DrainTimeout)
 			h.publish("plugins", "stopped", in.name, in.snapshot())
 			in.clearForRestart()

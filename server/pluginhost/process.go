@@ -74,6 +74,7 @@ type permanentError struct{ err error }
 
 // Error implements error.
 func (e *permanentError) Error() string { return e.err.Error() }
+
 // Unwrap returns the cause.
 func (e *permanentError) Unwrap() error { return e.err }
 

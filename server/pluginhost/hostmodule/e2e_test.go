@@ -313,6 +313,13 @@ func TestReplaceProviderWhileActionsRun(t *testing.T) {
 	if code, raw := e.upload("fake", "fake-v2", ""); code != 201 {
 		t.Fatalf("upload v2: %d %s", code, raw)
 	}
+	// Calls made during the switch wait for the new process rather than
+	// failing.
+	for i := 0; i < 5; i++ {
+		if code, v := e.action("/api/v3/system", "version", nil); code != 200 {
+			t.Fatalf("action during the provider switch: %d %s", code, errText(v))
+		}
+	}
 	wg.Wait()
 	close(codes)
 	for c := range codes {
