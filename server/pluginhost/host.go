@@ -208,9 +208,15 @@ func (h *Host) Close() error {
 		insts = append(insts, in)
 	}
 	h.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, in := range insts {
-		in.remove()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in.remove()
+		}()
 	}
+	wg.Wait()
 	h.cancel()
 	h.wg.Wait()
 	return nil
@@ -262,6 +268,15 @@ func (h *Host) PluginDeleted(name string) {
 	if ok {
 		go in.remove()
 	}
+}
+
+// dropInstance forgets in if it is still the registered instance.
+func (h *Host) dropInstance(in *instance) {
+	h.mu.Lock()
+	if h.instances[in.name] == in {
+		delete(h.instances, in.name)
+	}
+	h.mu.Unlock()
 }
 
 func (h *Host) instance(name string) *instance {

@@ -31,6 +31,7 @@ type instance struct {
 	history   []string      // crash records, kept across restarts
 	lastErrs  []string      // what PluginErrors was last set to
 	settled   chan struct{} // non-nil during a deliberate restart; closed when it ends
+	gone      bool          // the Plugin object no longer exists
 
 	errMu sync.Mutex // serialises PluginErrors writes
 
@@ -101,10 +102,22 @@ func (in *instance) refresh() *models.Plugin {
 	p, err := in.h.deps.Plugins.GetPlugin(ctx, in.name)
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if err == nil && p == nil {
+		// The object is gone (a save hook that ran after the delete
+		// hook re-created this instance): stop it.
+		in.gone = true
+	}
 	if err == nil && p != nil {
 		in.spec = p
 	}
 	return in.spec
+}
+
+// isGone reports whether refresh found the Plugin object deleted.
+func (in *instance) isGone() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.gone
 }
 
 func (in *instance) providerChanged() { in.poke() }
@@ -223,7 +236,7 @@ func (in *instance) addHistory(msg string) {
 // updates.
 func (in *instance) changedSince(spec *models.Plugin, prov *provider) bool {
 	cur := in.refresh()
-	return material(cur, spec) || in.h.provider(cur.Provider) != prov
+	return in.isGone() || material(cur, spec) || in.h.provider(cur.Provider) != prov
 }
 
 // waitChange blocks until the object or provider changes materially
@@ -297,6 +310,10 @@ func (in *instance) run() {
 		default:
 		}
 		spec := in.refresh()
+		if in.isGone() {
+			h.dropInstance(in)
+			return
+		}
 		prov := h.provider(spec.Provider)
 		if prov == nil {
 			in.clearForRestart()
@@ -463,7 +480,12 @@ func (in *instance) watch(p *process, prov *provider, running *models.Plugin) (s
 				return "left", lr.reason
 			}
 		case <-in.wake:
-			if in.h.provider(running.Provider) != prov || material(in.refresh(), running) {
+			cur := in.refresh()
+			if in.isGone() {
+				in.h.dropInstance(in)
+				return "quit", nil
+			}
+			if in.h.provider(running.Provider) != prov || material(cur, running) {
 				return "changed", nil
 			}
 		}

@@ -57,6 +57,16 @@ func TestLifecycleRules(t *testing.T) {
 	s.savePlugin(&models.Plugin{Name: "np", Provider: "needparam", Params: map[string]any{"fake/token": "t"}})
 	waitRunning(t, h, "np")
 
+	// Deleting the object stops the process (/stop, then signals).
+	npPid := pidOf(t, h, "np")
+	s.deletePlugin("np")
+	waitFor(t, 20*time.Second, "deleted plugin's process gone", func() bool {
+		return h.instance("np") == nil && syscall.Kill(npPid, 0) != nil
+	})
+	if s.bus.find("plugins", "stopped", "np") == nil {
+		t.Fatal("no plugins.stopped event for the deleted plugin")
+	}
+
 	s.savePlugin(&models.Plugin{Name: "fr", Provider: "failready"})
 	waitFor(t, 10*time.Second, "Failed at start-up", func() bool {
 		return hasErr(s.pluginErrors("fr"), "plugin reported Failed during start-up")
