@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -72,7 +73,11 @@ func New(opts Options) (*Client, error) {
 	}
 	u, err := url.Parse(opts.URL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("API URL %q must be an absolute http(s) URL such as %s", opts.URL, DefaultURL)
+		return nil, fmt.Errorf("API URL %q must be an absolute https URL such as %s", opts.URL, DefaultURL)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		// The API key travels in a header: plain http only on this host.
+		return nil, fmt.Errorf("API URL %q must use https (plain http is only allowed to a loopback address)", opts.URL)
 	}
 	if opts.APIKey == "" {
 		return nil, errors.New("API key is empty")
@@ -92,6 +97,15 @@ func New(opts Options) (*Client, error) {
 		cfg.UserAgent = opts.UserAgent
 	}
 	return &Client{api: metalv1.NewAPIClient(cfg), key: opts.APIKey, timeout: opts.Timeout}, nil
+}
+
+// isLoopback reports whether host is localhost or a loopback IP.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // limitTransport caps response bodies at maxBody bytes.

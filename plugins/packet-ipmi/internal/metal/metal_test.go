@@ -31,9 +31,14 @@ func newFake(t *testing.T) *metalfake.Server {
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
-	for _, u := range []string{"ftp://x/metal/v1", "not a url", "/relative"} {
+	for _, u := range []string{"ftp://x/metal/v1", "not a url", "/relative", "http://api.example.com/metal/v1"} {
 		if _, err := metal.New(metal.Options{URL: u, APIKey: "k"}); err == nil {
 			t.Errorf("URL %q accepted", u)
+		}
+	}
+	for _, u := range []string{"http://127.0.0.1:9/metal/v1", "http://localhost:9", "http://[::1]:9", metal.DefaultURL} {
+		if _, err := metal.New(metal.Options{URL: u, APIKey: "k"}); err != nil {
+			t.Errorf("URL %q refused: %v", u, err)
 		}
 	}
 	if _, err := metal.New(metal.Options{APIKey: ""}); err == nil {

@@ -84,9 +84,21 @@ type Server struct {
 
 // New starts a TLS fake that accepts the API key token.
 func New(token string) *Server {
-	s := &Server{token: token, devices: map[string]*Device{}, activateAfter: 1, maxPerPage: 1000, done: make(chan struct{})}
+	s := newServer(token)
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// NewPlain starts the fake on plain http (127.0.0.1), for a plugin binary
+// that cannot be given the fake's certificate.
+func NewPlain(token string) *Server {
+	s := newServer(token)
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+func newServer(token string) *Server {
+	return &Server{token: token, devices: map[string]*Device{}, activateAfter: 1, maxPerPage: 1000, done: make(chan struct{})}
 }
 
 // Close releases stalled requests and shuts the server down.

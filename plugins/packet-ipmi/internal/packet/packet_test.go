@@ -270,13 +270,17 @@ func TestConfigReadsAggregatedAPIKey(t *testing.T) {
 	if err := e.api.SetParam(ctx, "profiles", "global", ParamAPIKey, apiKey); err != nil {
 		t.Fatal(err)
 	}
-	e.mustConfigure(map[string]any{ParamAPIKey: nil})
 	e.activeDevice(deviceOne, "web1")
+	// No Name in the config either: the only packet-ipmi Plugin object names the instance.
+	e.mustConfigure(map[string]any{ParamAPIKey: nil, "Name": nil, ParamImportExisting: true})
 	if _, err := e.action(CmdPowerOff, nil, map[string]any{ParamUUID: deviceOne}); err != nil {
 		t.Fatal(err)
 	}
 	if d, _ := e.metal.Device(deviceOne); d.Powered {
 		t.Fatal("device still powered")
+	}
+	if ms := e.machines(); len(ms) != 1 || ms[0].Params[ParamMachinePlugin] != instName {
+		t.Fatalf("instance name not resolved from the Plugin object: %+v", ms)
 	}
 }
 

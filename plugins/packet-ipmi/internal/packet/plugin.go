@@ -121,13 +121,10 @@ func (p *Plugin) Config(ctx context.Context, l *slog.Logger, c *client.Client, p
 // devices (only with packet/import-existing). Nothing is changed when the
 // params are invalid or the device listing fails.
 func (p *Plugin) Configure(ctx context.Context, l *slog.Logger, api pluginutil.API, params map[string]any) *models.Error {
-	name := "unknown"
-	if n, ok := params["Name"].(string); ok && n != "" {
-		name = n
-	}
 	if api == nil {
-		return pluginutil.MakeError(name, http.StatusInternalServerError, "no provision API client: RS_ENDPOINT/RS_TOKEN are needed")
+		return pluginutil.MakeError("unknown", http.StatusInternalServerError, "no provision API client: RS_ENDPOINT/RS_TOKEN are needed")
 	}
+	name := instanceName(ctx, l, api, params)
 	st, err := parseSettings(paramSource{ctx: ctx, l: l, api: api, name: name, config: params})
 	if err != nil {
 		return badRequest(name, "%s", err)
@@ -196,6 +193,25 @@ func (p *Plugin) Configure(ctx context.Context, l *slog.Logger, api pluginutil.A
 	l.Info("configured", "plugin", name, "api", st.apiURL, "projects", len(projects), "devices", len(devices),
 		"import-existing", st.importExisting, "delete-missing", st.deleteMissing)
 	return nil
+}
+
+// instanceName is the plugin instance's name: params["Name"] as DRP's host
+// sends it; otherwise, when exactly one Plugin object uses this provider,
+// that one's name; otherwise "unknown" (DRP's fallback).
+func instanceName(ctx context.Context, l *slog.Logger, api pluginutil.API, params map[string]any) string {
+	if n, ok := params["Name"].(string); ok && n != "" {
+		return n
+	}
+	var ps []*models.Plugin
+	if err := api.List(ctx, "plugins", &ps, "Provider", "Eq("+ProviderName+")"); err != nil {
+		l.Warn("the config has no Name and plugins cannot be listed; using \"unknown\"", "err", err)
+		return "unknown"
+	}
+	if len(ps) != 1 {
+		l.Warn("the config has no Name and the instance is ambiguous; using \"unknown\"", "instances", len(ps))
+		return "unknown"
+	}
+	return ps[0].Name
 }
 
 // deleteMissing deletes the machines this instance manages (machine-plugin
