@@ -118,9 +118,9 @@ func TestDefine(t *testing.T) {
 	}
 }
 
-// server starts a real provisiond with the pack's params and profile and
+// startServer starts a real provisiond with the pack's params and profile and
 // returns it, an admin client and the plugin environment.
-func server(t *testing.T) (*servertest.Server, *client.Client, map[string]string) {
+func startServer(t *testing.T) (*servertest.Server, *client.Client, map[string]string) {
 	t.Helper()
 	ts := servertest.Start(t, servertest.Options{})
 	c := ts.Client(t)
@@ -172,7 +172,7 @@ func addDevice(f *metalfake.Server) {
 // command, against a real provisiond (REST callbacks and the event
 // websocket) and the Metal fake.
 func TestUnderTheSDK(t *testing.T) {
-	_, c, env := server(t)
+	_, c, env := startServer(t)
 	mf := metalfake.New(apiKey)
 	t.Cleanup(mf.Close)
 	mf.AddProject(project)
@@ -255,7 +255,7 @@ func TestUnderTheSDK(t *testing.T) {
 // TestBinary runs the built provider as the host does (listen on unix
 // sockets, READY!) with a plain-http Metal fake on loopback.
 func TestBinary(t *testing.T) {
-	_, _, env := server(t)
+	_, _, env := startServer(t)
 	mf := metalfake.NewPlain(apiKey)
 	t.Cleanup(mf.Close)
 	mf.AddProject(project)
