@@ -103,7 +103,7 @@ func (h *Host) candidates(model, cmd, plugin string) []candidate {
 // aggregated value (object, profiles, global) and finally the param
 // schema's default (DRP plugins such as ipmi rely on those defaults), then
 // schema validation. It returns DRP's error messages.
-func (h *Host) resolve(ctx context.Context, t *target, a models.AvailableAction, body map[string]any) (map[string]any, string, error) {
+func (h *Host) resolve(ctx context.Context, lk *paramLookup, a models.AvailableAction, body map[string]any) (map[string]any, string, error) {
 	params := make(map[string]any, len(body)+len(a.RequiredParams)+len(a.OptionalParams))
 	for k, v := range body {
 		params[k] = v
@@ -112,16 +112,16 @@ func (h *Host) resolve(ctx context.Context, t *target, a models.AvailableAction,
 		if _, ok := params[name]; ok {
 			return "", nil
 		}
-		v, found, err := h.deps.Params.AggregateParam(ctx, t.obj, name)
+		v, found, err := lk.value(ctx, name)
 		if err != nil {
-			return "", fmt.Errorf("resolve param %s: %w", name, err)
+			return "", err
 		}
 		if !found {
-			def, ok, err := h.deps.Params.ParamDef(ctx, name)
+			def, err := lk.def(ctx, name)
 			if err != nil {
-				return "", fmt.Errorf("look up param %s: %w", name, err)
+				return "", err
 			}
-			if ok && def != nil {
+			if def != nil {
 				v, found = def.DefaultValue()
 			}
 		}
@@ -150,7 +150,11 @@ func (h *Host) resolve(ctx context.Context, t *target, a models.AvailableAction,
 			if !ok {
 				continue
 			}
-			if err := h.checkValue(ctx, name, v); err != nil {
+			def, err := lk.def(ctx, name)
+			if err != nil {
+				return nil, "", err
+			}
+			if err := h.checkAgainst(name, def, v); err != nil {
 				return nil, fmt.Sprintf("Action %s: Invalid Parameter: %s: : %v", a.Command, name, err), nil
 			}
 		}
@@ -172,11 +176,12 @@ func (h *Host) ListActions(ctx context.Context, prefix, id, plugin string) ([]mo
 	}
 	seen := map[string]bool{}
 	out := []models.AvailableAction{}
+	lk := h.newLookup(t.obj)
 	for _, c := range h.candidates(t.model, "", plugin) {
 		if seen[c.action.Command] {
 			continue
 		}
-		_, msg, err := h.resolve(ctx, t, c.action, nil)
+		_, msg, err := h.resolve(ctx, lk, c.action, nil)
 		if err != nil {
 			return nil, actionError(t, "GET", http.StatusInternalServerError, err.Error())
 		}
@@ -202,8 +207,9 @@ func (h *Host) GetAction(ctx context.Context, prefix, id, cmd, plugin string) (*
 		return nil, actionError(t, "GET", http.StatusNotFound, cmd+": Not Found")
 	}
 	var first string
+	lk := h.newLookup(t.obj)
 	for _, c := range cands {
-		_, msg, err := h.resolve(ctx, t, c.action, nil)
+		_, msg, err := h.resolve(ctx, lk, c.action, nil)
 		if err != nil {
 			return nil, actionError(t, "GET", http.StatusInternalServerError, err.Error())
 		}
@@ -242,9 +248,10 @@ func (h *Host) RunAction(ctx context.Context, req ActionRequest) (json.RawMessag
 	var firstMsg string
 	var proc *process
 	var notRunning *models.Error
+	lk := h.newLookup(t.obj)
 	for i := range cands {
 		c := &cands[i]
-		ps, msg, err := h.resolve(ctx, t, c.action, req.Params)
+		ps, msg, err := h.resolve(ctx, lk, c.action, req.Params)
 		if err != nil {
 			return nil, actionError(t, "INVOKE", http.StatusInternalServerError, err.Error())
 		}
@@ -295,7 +302,7 @@ func (h *Host) RunAction(ctx context.Context, req ActionRequest) (json.RawMessag
 		proc = p
 	}
 	action := &models.Action{Plugin: chosen.in.name, Command: req.Command, Params: params, Model: t.obj}
-	h.publishInvocation(ctx, t, req, action)
+	h.publishInvocation(ctx, lk, t, req, action)
 	return h.invoke(ctx, proc, t, action, timeout)
 }
 
@@ -352,10 +359,10 @@ func (h *Host) invoke(ctx context.Context, p *process, t *target, action *models
 // Action: cmd, Key: id, Object: the Action}. Unlike DRP, secure param
 // values (decrypted for the plugin) are masked: events are visible to
 // anyone allowed to watch them.
-func (h *Host) publishInvocation(ctx context.Context, t *target, req ActionRequest, a *models.Action) {
+func (h *Host) publishInvocation(ctx context.Context, lk *paramLookup, t *target, req ActionRequest, a *models.Action) {
 	masked := make(map[string]any, len(a.Params))
 	for k, v := range a.Params {
-		if def, ok, err := h.deps.Params.ParamDef(ctx, k); err == nil && ok && def != nil && def.Secure {
+		if def, err := lk.def(ctx, k); err == nil && def != nil && def.Secure {
 			v = "*****"
 		}
 		masked[k] = v

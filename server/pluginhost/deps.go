@@ -48,10 +48,11 @@ type Params interface {
 	ParamDef(ctx context.Context, name string) (*models.Param, bool, error)
 	// OwnParams returns obj's own Params with secure values decrypted.
 	OwnParams(ctx context.Context, obj models.Model) (map[string]any, error)
-	// AggregateParam looks name up on obj, then its profiles in order, then
-	// the global profile, decrypting secure values. It does not apply
-	// schema defaults (the host does).
-	AggregateParam(ctx context.Context, obj models.Model, name string) (value any, found bool, err error)
+	// AggregateParams returns obj's params merged with its profiles' (in
+	// order) and the global profile's, the object's own values winning,
+	// with secure values decrypted. It does not apply schema defaults (the
+	// host does).
+	AggregateParams(ctx context.Context, obj models.Model) (map[string]any, error)
 }
 
 // Content loads and removes the read-only content layers of providers.

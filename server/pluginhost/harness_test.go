@@ -349,27 +349,28 @@ func (s *fakeServer) OwnParams(ctx context.Context, obj models.Model) (map[strin
 	return out, nil
 }
 
-func (s *fakeServer) AggregateParam(ctx context.Context, obj models.Model, name string) (any, bool, error) {
+func (s *fakeServer) AggregateParams(ctx context.Context, obj models.Model) (map[string]any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var srcs []map[string]any
 	if pr, ok := obj.(models.Paramer); ok {
-		if v, ok := pr.GetParams()[name]; ok {
-			return v, true, nil
-		}
+		srcs = append(srcs, pr.GetParams())
 	}
 	if pf, ok := obj.(models.Profiler); ok {
 		for _, pn := range pf.GetProfiles() {
 			if p, ok := s.profiles[pn]; ok {
-				if v, ok := p.Params[name]; ok {
-					return v, true, nil
-				}
+				srcs = append(srcs, p.Params)
 			}
 		}
 	}
-	if v, ok := s.profiles["global"].Params[name]; ok {
-		return v, true, nil
+	srcs = append(srcs, s.profiles["global"].Params)
+	out := map[string]any{}
+	for i := len(srcs) - 1; i >= 0; i-- {
+		for k, v := range srcs[i] {
+			out[k] = v
+		}
 	}
-	return nil, false, nil
+	return out, nil
 }
 
 func (s *fakeServer) AddPluginLayer(ctx context.Context, provider string, c *models.Content, replaceWritable bool) error {

@@ -48,7 +48,15 @@ func (h *Host) checkValue(ctx context.Context, name string, value any) error {
 	if err != nil {
 		return fmt.Errorf("look up param %s: %w", name, err)
 	}
-	if !ok || def == nil || def.Schema == nil {
+	if !ok {
+		def = nil
+	}
+	return h.checkAgainst(name, def, value)
+}
+
+// checkAgainst validates value against def's schema (nil def: anything).
+func (h *Host) checkAgainst(name string, def *models.Param, value any) error {
+	if def == nil || def.Schema == nil {
 		return nil
 	}
 	v, err := h.schemas.get(def.Schema)
@@ -56,6 +64,51 @@ func (h *Host) checkValue(ctx context.Context, name string, value any) error {
 		return fmt.Errorf("param %s has an invalid schema: %w", name, err)
 	}
 	return v.Validate(value)
+}
+
+// paramLookup memoises param lookups for one request: the target's
+// aggregated params are read once, and each param definition once.
+type paramLookup struct {
+	h    *Host
+	obj  models.Model
+	agg  map[string]any
+	defs map[string]*models.Param
+}
+
+func (h *Host) newLookup(obj models.Model) *paramLookup {
+	return &paramLookup{h: h, obj: obj, defs: map[string]*models.Param{}}
+}
+
+// value returns the aggregated value of name (object, profiles, global).
+func (l *paramLookup) value(ctx context.Context, name string) (any, bool, error) {
+	if l.agg == nil {
+		agg, err := l.h.deps.Params.AggregateParams(ctx, l.obj)
+		if err != nil {
+			return nil, false, fmt.Errorf("resolve params: %w", err)
+		}
+		if agg == nil {
+			agg = map[string]any{}
+		}
+		l.agg = agg
+	}
+	v, ok := l.agg[name]
+	return v, ok, nil
+}
+
+// def returns the definition of name, nil when there is none.
+func (l *paramLookup) def(ctx context.Context, name string) (*models.Param, error) {
+	if d, ok := l.defs[name]; ok {
+		return d, nil
+	}
+	d, ok, err := l.h.deps.Params.ParamDef(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("look up param %s: %w", name, err)
+	}
+	if !ok {
+		d = nil
+	}
+	l.defs[name] = d
+	return d, nil
 }
 
 // checkPluginParams implements §7.2: required provider params must be in

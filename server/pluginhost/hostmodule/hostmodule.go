@@ -361,13 +361,26 @@ func (m *Module) SetPluginErrors(ctx context.Context, name string, errs []string
 
 // --- pluginhost.Objects ---
 
-// apiObject is an object for an action: its stored form for param
-// lookups, and its API form (hidden fields removed, secure params sealed)
-// as the Action.Model the plugin receives.
+// apiObject is the target of an action: its identity for param lookups
+// and its API form (hidden fields removed, secure params sealed), which is
+// what the plugin receives as Action.Model.
 type apiObject struct {
-	models.Model
-	view json.RawMessage
+	prefix, key, keyName string
+	hasParams            bool
+	view                 json.RawMessage
 }
+
+// Prefix implements models.Model.
+func (o apiObject) Prefix() string { return o.prefix }
+
+// Key implements models.Model.
+func (o apiObject) Key() string { return o.key }
+
+// KeyName implements models.Model.
+func (o apiObject) KeyName() string { return o.keyName }
+
+// Fill implements models.Model (the view is already filled).
+func (o apiObject) Fill() {}
 
 // MarshalJSON renders the API form.
 func (o apiObject) MarshalJSON() ([]byte, error) { return o.view, nil }
@@ -375,15 +388,16 @@ func (o apiObject) MarshalJSON() ([]byte, error) { return o.view, nil }
 // GetObject implements pluginhost.Objects.
 func (m *Module) GetObject(ctx context.Context, prefix, id string) (models.Model, error) {
 	objs := m.s.Objects()
-	obj, err := objs.Get(ctx, prefix, id)
+	r, err := objs.GetRendered(ctx, "GET", prefix, id, objects.RenderOptions{})
 	if err != nil {
 		return nil, err
 	}
-	r, err := objs.GetRendered(ctx, "GET", prefix, obj.Key(), objects.RenderOptions{})
-	if err != nil {
-		return nil, err
+	k, _ := objs.Kind(prefix)
+	hasParams := k.New == nil // RawModel kinds carry params
+	if k.New != nil {
+		_, hasParams = k.New().(models.Paramer)
 	}
-	return apiObject{Model: obj, view: r.JSON}, nil
+	return apiObject{prefix: prefix, key: r.Key, keyName: k.KeyField, hasParams: hasParams && !k.NoParams, view: r.JSON}, nil
 }
 
 // --- pluginhost.Params ---
@@ -401,10 +415,22 @@ func (m *Module) OwnParams(ctx context.Context, obj models.Model) (map[string]an
 	return m.s.Objects().GetParams(ctx, obj.Prefix(), obj.Key(), objects.ParamOptions{Decode: true})
 }
 
-// AggregateParam implements pluginhost.Params (object, profiles, global;
+// AggregateParams implements pluginhost.Params (object, profiles, global;
 // secure values decrypted).
-func (m *Module) AggregateParam(ctx context.Context, obj models.Model, name string) (any, bool, error) {
-	return m.s.Objects().GetParam(ctx, obj.Prefix(), obj.Key(), name, objects.ParamOptions{Aggregate: true, Decode: true})
+func (m *Module) AggregateParams(ctx context.Context, obj models.Model) (map[string]any, error) {
+	prefix, key := obj.Prefix(), obj.Key()
+	hasParams := false
+	if ao, ok := obj.(apiObject); ok {
+		hasParams = ao.hasParams
+	} else {
+		_, hasParams = obj.(models.Paramer)
+	}
+	if !hasParams {
+		// Objects without params (users, ...) resolve from the global
+		// profile only.
+		prefix, key = "profiles", objects.GlobalProfile
+	}
+	return m.s.Objects().GetParams(ctx, prefix, key, objects.ParamOptions{Aggregate: true, Decode: true})
 }
 
 // --- pluginhost.ProviderRecords ---
