@@ -397,17 +397,18 @@ func (d *Device) json(inc map[string]bool) map[string]any {
 	return out
 }
 
-// decode reads a JSON object body; it answers 400 itself on failure.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// decode reads a JSON object body. On failure it answers 415 or 400 itself
+// and returns that status; it returns 0 on success.
+func decode(w http.ResponseWriter, r *http.Request, v any) int {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		writeJSON(w, http.StatusUnsupportedMediaType, apiError{Errors: []string{"Content-Type must be application/json, got " + ct}})
-		return false
+		return http.StatusUnsupportedMediaType
 	}
 	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{Errors: []string{"invalid JSON body: " + err.Error()}})
-		return false
+		return http.StatusBadRequest
 	}
-	return true
+	return 0
 }
 
 // createBody is the device-create request (facility form).
@@ -425,8 +426,8 @@ type createBody struct {
 
 func (s *Server) createDevice(w http.ResponseWriter, r *http.Request, project string) int {
 	var b createBody
-	if !decode(w, r, &b) {
-		return http.StatusBadRequest
+	if st := decode(w, r, &b); st != 0 {
+		return st
 	}
 	var facilities []string
 	if len(b.Facility) > 0 {
@@ -526,8 +527,8 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, id string) in
 
 func (s *Server) updateDevice(w http.ResponseWriter, r *http.Request, id string) int {
 	var b map[string]json.RawMessage
-	if !decode(w, r, &b) {
-		return http.StatusBadRequest
+	if st := decode(w, r, &b); st != 0 {
+		return st
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -578,8 +579,8 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request, id string) int {
 	var b struct {
 		Type string `json:"type"`
 	}
-	if !decode(w, r, &b) {
-		return http.StatusBadRequest
+	if st := decode(w, r, &b); st != 0 {
+		return st
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
