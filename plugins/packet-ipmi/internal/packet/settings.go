@@ -122,7 +122,7 @@ func seconds(param string, v any, def float64) (time.Duration, error) {
 		return 0, fmt.Errorf("%s must be a number of seconds", param)
 	}
 	if math.IsNaN(f) || f <= 0 || f > 7*24*3600 {
-		return 0, fmt.Errorf("%s must be between 0 and 604800 seconds (exclusive of 0), got %v", param, f)
+		return 0, fmt.Errorf("%s must be more than 0 and at most 604800 seconds, got %v", param, f)
 	}
 	return time.Duration(f * float64(time.Second)), nil
 }
