@@ -22,6 +22,7 @@ var Variants = map[string]string{
 	"garbage":    "-X main.mode=garbage -X main.name=garbage",
 	"badversion": "-X main.mode=badversion -X main.name=badversion",
 	"needparam":  "-X main.mode=needparam -X main.name=needparam",
+	"stubborn":   "-X main.mode=stubborn -X main.name=stubborn",
 }
 
 var (

@@ -8,6 +8,7 @@
 //	garbage   define prints something that is not JSON
 //	badversion define reports PluginVersion 3
 //	needparam like good, but requires the provider param fake/token
+//	stubborn  like good, but ignores /stop and SIGTERM
 package main
 
 import (
@@ -19,8 +20,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -101,6 +104,7 @@ func define() {
 			{Model: "", Command: "events"},
 			{Model: "", Command: "version"},
 			{Model: "", Command: "token"},
+			{Model: "", Command: "env"},
 			{Model: "", Command: "active"},
 			{Model: kind(), Command: "measure", OptionalParams: []string{"fake/step"}},
 		},
@@ -183,6 +187,9 @@ func (p *plugin) handle(w http.ResponseWriter, r *http.Request) {
 		reply(w, 200, map[string]any{"Model": "", "Key": "", "Type": "", "Messages": nil, "Code": 200})
 	case "/api-plugin/v4/stop":
 		reply(w, 200, map[string]any{"Code": 200})
+		if mode == "stubborn" {
+			return // ignores /stop (and SIGTERM, see listen)
+		}
 		os.Exit(0)
 	case "/api-plugin/v4/publish":
 		p.mu.Lock()
@@ -281,6 +288,10 @@ func (p *plugin) action(w http.ResponseWriter, r *http.Request, model map[string
 		reply(w, 200, version)
 	case "token":
 		reply(w, 200, os.Getenv("RS_TOKEN"))
+	case "env":
+		name, _ := params["name"].(string)
+		v, ok := os.LookupEnv(name)
+		reply(w, 200, map[string]any{"set": ok, "value": v})
 	case "active":
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -331,6 +342,9 @@ func listen(to, from string) {
 	if mode == "noready" {
 		fmt.Println("starting up, but I will never be ready")
 		select {}
+	}
+	if mode == "stubborn" {
+		signal.Ignore(syscall.SIGTERM)
 	}
 	if mode == "failready" {
 		fmt.Println("Failed")
