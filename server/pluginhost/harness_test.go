@@ -153,9 +153,9 @@ func (s *fakeServer) config() Config {
 		PluginRoot: filepath.Join(s.root, "plugins"), FileRoot: filepath.Join(s.root, "tftpboot"),
 		APIURL: s.api.URL, FileURL: "http://127.0.0.1:1",
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Metrics: s.reg, DefineTimeout: 20 * time.Second, ReadyTimeout: 2 * time.Second,
+		Metrics: s.reg, DefineTimeout: 30 * time.Second, ReadyTimeout: 10 * time.Second,
 		ConfigTimeout: 10 * time.Second, StopGrace: 2 * time.Second, DrainTimeout: 5 * time.Second,
-		HealthInterval: 200 * time.Millisecond, HealthTimeout: time.Second,
+		HealthInterval: 200 * time.Millisecond, HealthTimeout: 2 * time.Second,
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, HealthyAfter: time.Minute,
 	}
 }

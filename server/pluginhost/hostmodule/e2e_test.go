@@ -266,8 +266,8 @@ func TestBrokenPlugins(t *testing.T) {
 		t.Fatalf("upload noready: %d %s", code, raw)
 	}
 	e.createPlugin("nr", "noready", nil)
-	waitFor(t, 20*time.Second, "READY! timeout in PluginErrors", func() bool {
-		return containsAny(e.pluginErrors("nr"), "no READY! within 2s")
+	waitFor(t, 40*time.Second, "READY! timeout in PluginErrors", func() bool {
+		return containsAny(e.pluginErrors("nr"), "no READY! within 5s")
 	})
 	// The server is fine, and a hanging action is answered at its timeout.
 	e.createPlugin("fake1", "fake", nil)

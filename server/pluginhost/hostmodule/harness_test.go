@@ -34,7 +34,7 @@ type env struct {
 
 // tune gives the host short limits so failures show quickly.
 func tune(c *pluginhost.Config) {
-	c.ReadyTimeout = 2 * time.Second
+	c.ReadyTimeout = 5 * time.Second
 	c.StopGrace = 2 * time.Second
 	c.DrainTimeout = 10 * time.Second
 	c.HealthInterval = 500 * time.Millisecond
