@@ -1,19 +1,13 @@
 package main
 
 import (
-	"context"
-	"os"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/plugins/internal/e2etest"
 	"github.com/provisionhq/provision/plugins/packet-ipmi/internal/metalfake"
 	"github.com/provisionhq/provision/plugins/packet-ipmi/internal/packet"
-	"github.com/provisionhq/provision/pluginsdk/plugintest"
-	"github.com/provisionhq/provision/server"
-	"github.com/provisionhq/provision/server/pluginhost/hostmodule"
-	"github.com/provisionhq/provision/server/servertest"
 )
 
 // TestEndToEndUnderProvisiond uploads the built provider to a provisiond
@@ -30,33 +24,11 @@ func TestEndToEndUnderProvisiond(t *testing.T) {
 	mf.AddProject(project)
 	addDevice(mf)
 
-	bin := plugintest.Build(t, ".")
-	ts := servertest.Start(t, servertest.Options{Modules: []server.Module{hostmodule.New(hostmodule.Options{})}})
-	c := ts.Client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	f, err := os.Open(bin)
-	if err != nil {
-		t.Fatal(err)
+	env := e2etest.Start(t, e2etest.Options{Provider: "packet-ipmi"})
+	c, ctx, wait := env.Client, env.Ctx, env.Wait
+	if p := env.WaitParam(packet.ParamAPIKey); !p.Secure {
+		t.Fatalf("%s is not Secure", packet.ParamAPIKey)
 	}
-	defer f.Close()
-	if _, err := c.UploadPluginProvider(ctx, "packet-ipmi", f); err != nil {
-		t.Fatalf("upload: %v", err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s; server logs:\n%s", what, ts.Logs())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	wait("the content pack", func() bool {
-		var p models.Param
-		return c.Get(ctx, "params", packet.ParamAPIKey, &p) == nil && p.Secure
-	})
 	pl := &models.Plugin{Name: inst, Provider: "packet-ipmi", Params: map[string]any{
 		packet.ParamAPIKey: apiKey, packet.ParamAPIURL: mf.URL(), packet.ParamImportExisting: true, packet.ParamPollInterval: 0.01,
 	}}
@@ -77,13 +49,10 @@ func TestEndToEndUnderProvisiond(t *testing.T) {
 	if imported.Name != "web1" || imported.Params[packet.ParamMachinePlugin] != inst || !slices.Contains(imported.Profiles, packet.ConsoleProfile) {
 		t.Fatalf("imported machine %+v", imported)
 	}
-	wait("poweroff to be available", func() bool {
-		acts, err := c.Actions(ctx, "machines", imported.UUID(), "")
-		return err == nil && slices.ContainsFunc(acts, func(a models.AvailableAction) bool { return a.Command == "poweroff" })
-	})
+	env.WaitAction("machines", imported.UUID(), "poweroff")
 	var out any
 	if err := c.RunAction(ctx, "machines", imported.UUID(), "poweroff", "", nil, &out); err != nil || out != "Success" {
-		t.Fatalf("poweroff: %v %v\nserver logs:\n%s", out, err, ts.Logs())
+		t.Fatalf("poweroff: %v %v\nserver logs:\n%s", out, err, env.Logs())
 	}
 	if d, _ := mf.Device(device); d.Powered {
 		t.Fatal("POST .../actions/poweroff did not power the device off")
