@@ -90,8 +90,11 @@ func TestDiscoveryHandshakeAndBrokenProviders(t *testing.T) {
 	if merr != nil {
 		t.Fatal(merr)
 	}
-	if m, _ := got.(map[string]any); m["fake/step"] != float64(3) {
-		t.Fatalf("config params not delivered: %v", got)
+	if m, _ := got.(map[string]any); m["fake/step"] != float64(3) || m["Name"] != "fake1" || len(m) != 2 {
+		t.Fatalf("config body: want the Plugin's params plus Name, got %v", got)
+	}
+	if p, _ := s.GetPlugin(context.Background(), "fake1"); p == nil || p.Params["Name"] != nil {
+		t.Fatalf("Name leaked into the stored Plugin params: %+v", p)
 	}
 	got, merr = runAction(t, h, ActionRequest{Prefix: SystemPrefix, Command: "status"})
 	if merr != nil || got != "Running" {

@@ -353,10 +353,22 @@ func decodeError(status int, body []byte, typ, model, key string) *models.Error 
 	return e
 }
 
-func (p *process) configure(ctx context.Context, params map[string]any) error {
-	if params == nil {
-		params = map[string]any{}
+// configBody is the /config body: the Plugin's Params plus "Name", the
+// instance name. DRP's host adds Name and DRP plugins rely on it
+// (packet-ipmi and virtualbox-ipmi read config["Name"] to learn which
+// Plugin object they are). It goes on a copy only: Name is not a param and
+// is never stored in the Plugin's Params.
+func configBody(name string, params map[string]any) map[string]any {
+	body := make(map[string]any, len(params)+1)
+	for k, v := range params {
+		body[k] = v
 	}
+	body["Name"] = name
+	return body
+}
+
+func (p *process) configure(ctx context.Context, params map[string]any) error {
+	params = configBody(p.name, params)
 	cctx, cancel := context.WithTimeout(ctx, p.h.cfg.ConfigTimeout)
 	defer cancel()
 	status, body, err := p.post(cctx, "/config", params)
