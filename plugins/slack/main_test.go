@@ -1,17 +1,14 @@
 package main
 
 import (
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/plugins/internal/drpfake"
+	"github.com/provisionhq/provision/plugins/slack/internal/slackfake"
 	"github.com/provisionhq/provision/plugins/slack/slackplugin"
 	"github.com/provisionhq/provision/pluginsdk/content"
 	"github.com/provisionhq/provision/pluginsdk/plugintest"
@@ -37,37 +34,6 @@ func TestDefine(t *testing.T) {
 	}
 }
 
-// webhook is a TLS incoming-webhook fake that records the posted JSON.
-type webhook struct {
-	*httptest.Server
-	mu    sync.Mutex
-	texts []string
-}
-
-func newWebhook(t *testing.T) *webhook {
-	w := &webhook{}
-	w.Server = httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		var body struct{ Text string }
-		if r.Method != http.MethodPost || r.URL.Path != "/services/T/B/secret" || r.Header.Get("Content-Type") != "application/json" ||
-			json.NewDecoder(r.Body).Decode(&body) != nil || body.Text == "" {
-			http.Error(rw, "invalid_payload", http.StatusBadRequest)
-			return
-		}
-		w.mu.Lock()
-		w.texts = append(w.texts, body.Text)
-		w.mu.Unlock()
-		_, _ = rw.Write([]byte("ok"))
-	}))
-	t.Cleanup(w.Close)
-	return w
-}
-
-func (w *webhook) Texts() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.texts...)
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -85,15 +51,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // webhook, and slack-notify posts synchronously.
 func TestThroughSDK(t *testing.T) {
 	api := drpfake.New(t)
-	wh := newWebhook(t)
+	wh := slackfake.NewWebhook(t)
 	pl := plugintest.StartApp(t, newApp(slackplugin.Options{HTTPClient: wh.Client()}), api.Env())
 
-	res := pl.Config(t, map[string]any{"slack/bot-key": "xoxb-1", "slack/webhook-url": wh.URL + "/services/T/B/secret"})
+	res := pl.Config(t, map[string]any{"slack/bot-key": "xoxb-1", "slack/webhook-url": wh.URL()})
 	if inner := res.ConfigError(); res.Status != 400 || inner == nil || inner.Key != "slack" || !strings.Contains(inner.Messages[0], "only one of") {
 		t.Fatalf("bad config: %d %s", res.Status, res.Body)
 	}
 	res = pl.Config(t, map[string]any{
-		"slack/webhook-url": wh.URL + "/services/T/B/secret",
+		"slack/webhook-url": wh.URL(),
 		"slack/events":      []string{"machines.create.*"},
 	})
 	if res.Status != 200 {
@@ -125,7 +91,7 @@ func TestThroughSDK(t *testing.T) {
 		t.Fatalf("slack-notify without message: %d %s", res.Status, res.Body)
 	}
 	for _, l := range pl.Host.Lines() {
-		if strings.Contains(l.Message, "secret") {
+		if strings.Contains(l.Message, wh.Secret()) {
 			t.Fatalf("log line leaks the webhook URL: %+v", l)
 		}
 	}

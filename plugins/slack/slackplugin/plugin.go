@@ -19,8 +19,8 @@ const errKey = ProviderName
 
 // Options configures a Plugin. The zero value talks to the real Slack.
 type Options struct {
-	// SlackAPIURL overrides https://slack.com/api/ (tests point it at
-	// slacktest).
+	// SlackAPIURL is the Web API base URL used when slack/api-url is unset
+	// (default https://slack.com/api/; tests point it at slacktest).
 	SlackAPIURL string
 	// HTTPClient is used for Slack API and webhook calls (tests pass an
 	// httptest TLS server's client). Default: a client with a 30 s timeout.
@@ -101,7 +101,14 @@ func (p *Plugin) parse(ctx context.Context, params map[string]any) (*settings, *
 		if channel == "" {
 			return nil, badConfig("%s is required with %s: the channel ID or #name to post to", ParamChannel, ParamBotKey)
 		}
-		bot := NewBotSender(botKey, channel, p.opts.SlackAPIURL, p.opts.HTTPClient)
+		apiURL, err := pluginutil.StringParam(params, ParamAPIURL, p.opts.SlackAPIURL)
+		if err != nil {
+			return nil, badConfig("%v", err)
+		}
+		if apiURL, err = checkAPIURL(strings.TrimSpace(apiURL)); err != nil {
+			return nil, badConfig("%s: %v", ParamAPIURL, err)
+		}
+		bot := NewBotSender(botKey, channel, apiURL, p.opts.HTTPClient)
 		actx, cancel := context.WithTimeout(ctx, p.opts.ConfigTimeout)
 		defer cancel()
 		if _, err := bot.AuthTest(actx); err != nil {

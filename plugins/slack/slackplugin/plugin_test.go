@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/plugins/slack/internal/slackfake"
 	"github.com/provisionhq/provision/pluginsdk/content"
 	"gopkg.in/yaml.v3"
 )
@@ -73,8 +74,8 @@ func TestDefinitionKeepsDRPNames(t *testing.T) {
 }
 
 func TestBotTokenPublishesSelectedEvents(t *testing.T) {
-	fs := newFakeSlack(t, testToken)
-	p, _ := newTestPlugin(t, Options{SlackAPIURL: fs.GetAPIURL()})
+	fs := slackfake.NewSlack(t, testToken)
+	p, _ := newTestPlugin(t, Options{SlackAPIURL: fs.URL()})
 	ctx := context.Background()
 
 	if err := p.Config(ctx, quiet, nil, map[string]any{
@@ -111,8 +112,30 @@ func TestBotTokenPublishesSelectedEvents(t *testing.T) {
 	}
 }
 
+// TestAPIURLParam: slack/api-url (here without a trailing slash) sends the
+// bot's calls to another Web API, e.g. GovSlack's or a test server.
+func TestAPIURLParam(t *testing.T) {
+	fs := slackfake.NewSlack(t, testToken)
+	p, _ := newTestPlugin(t, Options{})
+	ctx := context.Background()
+	if err := p.Config(ctx, quiet, nil, map[string]any{
+		ParamBotKey: testToken, ParamChannel: "#ops", ParamAPIURL: strings.TrimSuffix(fs.URL(), "/"),
+	}); err != nil {
+		t.Fatalf("Config: %v", err)
+	}
+	if fs.AuthCalls() != 1 {
+		t.Fatalf("auth.test calls %d", fs.AuthCalls())
+	}
+	if _, err := p.Action(ctx, quiet, &models.Action{Command: ActionNotify, Params: map[string]any{ParamMessage: "hi"}}); err != nil {
+		t.Fatalf("slack-notify: %v", err)
+	}
+	if texts := fs.Texts(); len(texts) != 1 || texts[0] != "hi" || fs.Posts()[0].Get("channel") != "#ops" {
+		t.Fatalf("posts %v", fs.Posts())
+	}
+}
+
 func TestDefaultEventsAndCustomTemplate(t *testing.T) {
-	wh := newFakeWebhook(t)
+	wh := slackfake.NewWebhook(t)
 	p, _ := newTestPlugin(t, Options{HTTPClient: wh.Client()})
 	ctx := context.Background()
 	if err := p.Config(ctx, quiet, nil, map[string]any{
@@ -138,8 +161,8 @@ func TestDefaultEventsAndCustomTemplate(t *testing.T) {
 }
 
 func TestWebhookRetryAfterThenSuccess(t *testing.T) {
-	wh := newFakeWebhook(t)
-	wh.rateLimited, wh.retryAfter = 1, "3"
+	wh := slackfake.NewWebhook(t)
+	wh.RateLimit(1, "3")
 	p, rec := newTestPlugin(t, Options{HTTPClient: wh.Client()})
 	ctx := context.Background()
 	if err := p.Config(ctx, quiet, nil, map[string]any{ParamWebhookURL: wh.URL()}); err != nil {
@@ -161,9 +184,9 @@ func TestWebhookRetryAfterThenSuccess(t *testing.T) {
 }
 
 func TestBotRetryAfterThenSuccess(t *testing.T) {
-	fs := newFakeSlack(t, testToken)
-	fs.rateLimited, fs.retryAfter = 2, "7"
-	p, rec := newTestPlugin(t, Options{SlackAPIURL: fs.GetAPIURL()})
+	fs := slackfake.NewSlack(t, testToken)
+	fs.RateLimit(2, "7")
+	p, rec := newTestPlugin(t, Options{SlackAPIURL: fs.URL()})
 	ctx := context.Background()
 	if err := p.Config(ctx, quiet, nil, map[string]any{ParamBotKey: testToken, ParamChannel: "#ops"}); err != nil {
 		t.Fatalf("Config: %v", err)
@@ -181,8 +204,8 @@ func TestBotRetryAfterThenSuccess(t *testing.T) {
 }
 
 func TestBackoffOnServerErrorsAndGiveUp(t *testing.T) {
-	wh := newFakeWebhook(t)
-	wh.failWith = http.StatusBadGateway
+	wh := slackfake.NewWebhook(t)
+	wh.FailWith(http.StatusBadGateway)
 	p, rec := newTestPlugin(t, Options{HTTPClient: wh.Client(), Notifier: NotifierOptions{MaxAttempts: 4, BaseBackoff: time.Second}})
 	ctx := context.Background()
 	if err := p.Config(ctx, quiet, nil, map[string]any{ParamWebhookURL: wh.URL()}); err != nil {
@@ -204,8 +227,8 @@ func TestBackoffOnServerErrorsAndGiveUp(t *testing.T) {
 }
 
 func TestPermanentErrorsAreNotRetried(t *testing.T) {
-	wh := newFakeWebhook(t)
-	wh.failWith = http.StatusForbidden
+	wh := slackfake.NewWebhook(t)
+	wh.FailWith(http.StatusForbidden)
 	p, rec := newTestPlugin(t, Options{HTTPClient: wh.Client()})
 	ctx := context.Background()
 	if err := p.Config(ctx, quiet, nil, map[string]any{ParamWebhookURL: wh.URL()}); err != nil {
@@ -219,9 +242,9 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 		t.Fatalf("403 retried: %d requests, waits %v", wh.Requests(), rec.Waits())
 	}
 
-	fs := newFakeSlack(t, testToken)
-	p2, rec2 := newTestPlugin(t, Options{SlackAPIURL: fs.GetAPIURL()})
-	if err := p2.Config(ctx, quiet, nil, map[string]any{ParamBotKey: testToken, ParamChannel: "C-UNKNOWN"}); err != nil {
+	fs := slackfake.NewSlack(t, testToken)
+	p2, rec2 := newTestPlugin(t, Options{SlackAPIURL: fs.URL()})
+	if err := p2.Config(ctx, quiet, nil, map[string]any{ParamBotKey: testToken, ParamChannel: slackfake.UnknownChannel}); err != nil {
 		t.Fatal(err)
 	}
 	_, merr := p2.Action(ctx, quiet, &models.Action{Command: ActionNotify, Params: map[string]any{ParamMessage: "x"}})
@@ -231,9 +254,9 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 }
 
 func TestConfigRejectsBadInputAndKeepsPreviousConfig(t *testing.T) {
-	fs := newFakeSlack(t, testToken)
-	wh := newFakeWebhook(t)
-	p, _ := newTestPlugin(t, Options{SlackAPIURL: fs.GetAPIURL(), HTTPClient: wh.Client()})
+	fs := slackfake.NewSlack(t, testToken)
+	wh := slackfake.NewWebhook(t)
+	p, _ := newTestPlugin(t, Options{SlackAPIURL: fs.URL(), HTTPClient: wh.Client()})
 	ctx := context.Background()
 
 	good := map[string]any{ParamWebhookURL: wh.URL(), ParamEvents: []any{"machines.create.*"}}
@@ -250,6 +273,9 @@ func TestConfigRejectsBadInputAndKeepsPreviousConfig(t *testing.T) {
 		{"both", map[string]any{ParamBotKey: testToken, ParamChannel: "C1", ParamWebhookURL: wh.URL()}, "only one of"},
 		{"no channel", map[string]any{ParamBotKey: testToken}, "slack/channel is required"},
 		{"bad token", map[string]any{ParamBotKey: "xoxb-wrong", ParamChannel: "C1"}, "invalid_auth"},
+		{"http api-url", map[string]any{ParamBotKey: testToken, ParamChannel: "C1", ParamAPIURL: "http://slack.example.com/api/"}, "loopback"},
+		{"relative api-url", map[string]any{ParamBotKey: testToken, ParamChannel: "C1", ParamAPIURL: "/api/"}, "slack/api-url"},
+		{"api-url with user", map[string]any{ParamBotKey: testToken, ParamChannel: "C1", ParamAPIURL: "https://u:p@slack.com/api/"}, "user info"},
 		{"http webhook", map[string]any{ParamWebhookURL: "http://hooks.slack.com/services/x"}, "https"},
 		{"garbage webhook", map[string]any{ParamWebhookURL: "::not a url"}, "slack/webhook-url"},
 		{"bad filter", map[string]any{ParamWebhookURL: wh.URL(), ParamEvents: []any{"machines.create"}}, "slack/events"},
@@ -325,20 +351,15 @@ func TestPublishNeverBlocksWhenQueueIsFull(t *testing.T) {
 }
 
 func TestPublishReportsQueueFull(t *testing.T) {
-	wh := newFakeWebhook(t)
+	wh := slackfake.NewWebhook(t)
 	p, _ := newTestPlugin(t, Options{HTTPClient: wh.Client(), Notifier: NotifierOptions{QueueLen: 1}})
 	ctx := context.Background()
 	if err := p.Config(ctx, quiet, nil, map[string]any{ParamWebhookURL: wh.URL()}); err != nil {
 		t.Fatal(err)
 	}
 	// Hold the fake's lock so the first delivery blocks in the handler.
-	wh.mu.Lock()
-	released := false
-	defer func() {
-		if !released {
-			wh.mu.Unlock()
-		}
-	}()
+	resume := wh.Pause()
+	defer resume()
 	var full bool
 	for i := 0; i < 5 && !full; i++ {
 		if err := p.Publish(ctx, quiet, machineEvent("create", "n")); err != nil {
@@ -351,8 +372,7 @@ func TestPublishReportsQueueFull(t *testing.T) {
 	if !full {
 		t.Fatal("queue of 1 never reported full")
 	}
-	wh.mu.Unlock()
-	released = true
+	resume()
 }
 
 func TestActionErrors(t *testing.T) {
@@ -382,7 +402,7 @@ func TestTemplateOutputIsBounded(t *testing.T) {
 
 func TestContentPack(t *testing.T) {
 	params := map[string]map[string]any{}
-	for _, f := range []string{"slack-bot-key", "slack-webhook-url", "slack-channel", "slack-events", "slack-template", "slack-message"} {
+	for _, f := range []string{"slack-bot-key", "slack-webhook-url", "slack-channel", "slack-events", "slack-template", "slack-message", "slack-api-url"} {
 		b, err := fsReadFile("params/" + f + ".yaml")
 		if err != nil {
 			t.Fatalf("content %s: %v", f, err)
@@ -412,7 +432,7 @@ func TestContentPack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("content bundle: %v", err)
 	}
-	if c.Meta.Name != "slack" || c.Meta.DisplayName != "Slack Integration" || len(c.Sections["params"]) != 6 {
+	if c.Meta.Name != "slack" || c.Meta.DisplayName != "Slack Integration" || len(c.Sections["params"]) != 7 {
 		t.Fatalf("bundle meta %+v, %d params", c.Meta, len(c.Sections["params"]))
 	}
 	if c.Sections["params"][ParamBotKey].(map[string]any)["Secure"] != true {

@@ -16,6 +16,8 @@ const (
 	ParamEvents     = "slack/events"
 	ParamTemplate   = "slack/template"
 	ParamMessage    = "slack/message"
+	// ParamAPIURL is new: the Web API base URL for the bot token path.
+	ParamAPIURL = "slack/api-url"
 )
 
 // ProviderName is the provider name DRP content refers to.
@@ -67,6 +69,6 @@ func Definition(version string) models.PluginProvider {
 			OptionalParams: []string{},
 		}},
 		RequiredParams: []string{},
-		OptionalParams: []string{ParamBotKey, ParamWebhookURL, ParamChannel, ParamEvents, ParamTemplate},
+		OptionalParams: []string{ParamBotKey, ParamWebhookURL, ParamChannel, ParamEvents, ParamTemplate, ParamAPIURL},
 	}
 }

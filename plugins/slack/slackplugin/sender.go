@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -80,6 +81,42 @@ func redactURL(err error) error {
 		return &transportError{op: ue.Op, err: ue.Err}
 	}
 	return err
+}
+
+// checkAPIURL validates a Slack Web API base URL ("" means Slack's own):
+// https, or plain http to a loopback address only, so that a bot token is
+// never sent unencrypted over a network. It returns the URL with the
+// trailing "/" slack-go expects.
+func checkAPIURL(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Hostname() == "" {
+		return "", fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q must not carry user info, a query or a fragment", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	default:
+		return "", fmt.Errorf("%q must use https (plain http is only allowed to a loopback address)", raw)
+	}
+	if !strings.HasSuffix(raw, "/") {
+		raw += "/"
+	}
+	return raw, nil
+}
+
+// isLoopback reports whether host is localhost or a loopback IP.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // BotSender posts with chat.postMessage and a bot token.
