@@ -84,14 +84,33 @@ func TestRuntimeKindsAndExtensions(t *testing.T) {
 		t.Fatalf("meta %v", meta)
 	}
 
-	// ReadOnly objects refuse API changes but not marked internal writes.
+	// Only writes marked AllowReadOnly may make an object ReadOnly.
+	resp, body = ts.Do(t, "PATCH", "/api/v3/cows/bertie", []map[string]any{{"op": "replace", "path": "/ReadOnly", "value": true}})
+	wantError(t, resp, body, 422, "ReadOnly cannot be set")
+	resp, body = ts.Do(t, "POST", "/api/v3/cows", map[string]any{"Id": "locked", "ReadOnly": true})
+	wantError(t, resp, body, 422, "ReadOnly cannot be set")
 	if _, err := objs.Update(ctx, "host", "cows", "bertie", func(obj models.Model) error {
 		(*obj.(*models.RawModel))["ReadOnly"] = true
+		return nil
+	}); err == nil {
+		t.Fatal("unmarked internal write made an object ReadOnly")
+	}
+	// ReadOnly objects refuse API changes but not marked internal writes.
+	if _, err := objs.Update(objects.AllowReadOnly(ctx), "host", "cows", "bertie", func(obj models.Model) error {
+		(*obj.(*models.RawModel))["ReadOnly"] = true
+		(*obj.(*models.RawModel))["Bundle"] = "farm"
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if refs := objs.ReadOnlyObjects(func(b string) bool { return b == "farm" }); len(refs) != 1 || refs[0] != (objects.ObjectRef{Prefix: "cows", Key: "bertie", Bundle: "farm"}) {
+		t.Fatalf("ReadOnlyObjects: %+v", refs)
+	}
 	resp, body = ts.Do(t, "DELETE", "/api/v3/cows/bertie", nil)
+	wantError(t, resp, body, 403, "Object is read only: it belongs to content bundle farm")
+	resp, body = ts.Do(t, "PUT", "/api/v3/cows/bertie", map[string]any{"Id": "bertie"})
+	wantError(t, resp, body, 403, "read only")
+	resp, body = ts.Do(t, "POST", "/api/v3/cows/bertie/params/x", 1)
 	wantError(t, resp, body, 403, "read only")
 	if _, err := objs.Delete(objects.AllowReadOnly(ctx), "host", "cows", "bertie"); err != nil {
 		t.Fatalf("override delete: %v", err)

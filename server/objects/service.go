@@ -618,6 +618,20 @@ func setValid(obj models.Model) {
 	}
 }
 
+// objectReadOnly reports the ReadOnly field of any object.
+func objectReadOnly(obj models.Model) bool {
+	if r, ok := obj.(*models.RawModel); ok {
+		b, _ := (*r)["ReadOnly"].(bool)
+		return b
+	}
+	rv := reflect.ValueOf(obj)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return false
+	}
+	f := rv.Elem().FieldByName("ReadOnly")
+	return f.IsValid() && f.Kind() == reflect.Bool && f.Bool()
+}
+
 // prepared is a validated change ready to commit.
 type prepared struct {
 	k      *Kind
@@ -664,6 +678,13 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 		if _, exists := s.data[k.Prefix][key]; exists {
 			return nil, &models.Error{Model: k.Prefix, Key: key, Type: typ, Code: 409, Messages: []string{"already exists"}}
 		}
+	}
+	if objectReadOnly(obj) && !readOnlyAllowed(ctx) {
+		// Only content layers (written by their owner with AllowReadOnly)
+		// make ReadOnly objects; otherwise a user could lock an object
+		// nobody can change or delete any more.
+		return nil, &models.Error{Model: k.Prefix, Key: key, Type: "ValidationError", Code: 422,
+			Messages: []string{"ReadOnly cannot be set: only content bundles create read-only objects; send ReadOnly false or leave it out"}}
 	}
 	if pm, ok := obj.(models.Paramer); ok && !k.NoParams {
 		var oldParams map[string]any
@@ -807,11 +828,9 @@ func (s *Service) write(ctx context.Context, method, prefix, action, principal s
 			s.mu.Unlock()
 			return nil, notFound(method, prefix, "")
 		}
-		if !readOnlyAllowed(ctx) {
-			if ro := readOnly(old.fields); ro {
-				s.mu.Unlock()
-				return nil, &models.Error{Model: prefix, Key: old.key, Type: method, Code: 403, Messages: []string{"Object is read only"}}
-			}
+		if !readOnlyAllowed(ctx) && readOnly(old.fields) {
+			s.mu.Unlock()
+			return nil, readOnlyError(method, prefix, old)
 		}
 		oldObj := s.decodeEntry(k, old)
 		if k.ValidateDelete != nil {
@@ -831,7 +850,7 @@ func (s *Service) write(ctx context.Context, method, prefix, action, principal s
 	} else {
 		if old != nil && readOnly(old.fields) && !readOnlyAllowed(ctx) {
 			s.mu.Unlock()
-			return nil, &models.Error{Model: prefix, Key: old.key, Type: method, Code: 403, Messages: []string{"Object is read only"}}
+			return nil, readOnlyError(method, prefix, old)
 		}
 		p, err = s.prepareWrite(ctx, k, action, principal, old, obj)
 		if err != nil {
@@ -869,6 +888,53 @@ func readOnlyAllowed(ctx context.Context) bool {
 func readOnly(fields map[string]any) bool {
 	b, _ := fields["ReadOnly"].(bool)
 	return b
+}
+
+// readOnlyError is the 403 for a change of a ReadOnly object, naming the
+// content bundle it came from so the user knows where to change it.
+func readOnlyError(method, prefix string, e *entry) *models.Error {
+	msg := "Object is read only"
+	if b, _ := e.fields["Bundle"].(string); b != "" {
+		msg += ": it belongs to content bundle " + b
+	}
+	return &models.Error{Model: prefix, Key: e.key, Type: method, Code: 403, Messages: []string{msg}}
+}
+
+// ObjectRef names one stored object.
+type ObjectRef struct {
+	// Prefix is the object's kind.
+	Prefix string
+	// Key is its key.
+	Key string
+	// Bundle is the content bundle it belongs to.
+	Bundle string
+}
+
+// ReadOnlyObjects lists the ReadOnly objects (content layer objects) of
+// every kind whose Bundle satisfies match, sorted by prefix then key. It
+// reads the cached fields only, so it is cheap even with many objects.
+func (s *Service) ReadOnlyObjects(match func(bundle string) bool) []ObjectRef {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []ObjectRef
+	for prefix, objs := range s.data {
+		for key, e := range objs {
+			if !readOnly(e.fields) {
+				continue
+			}
+			b, _ := e.fields["Bundle"].(string)
+			if match(b) {
+				out = append(out, ObjectRef{Prefix: prefix, Key: key, Bundle: b})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Prefix != out[j].Prefix {
+			return out[i].Prefix < out[j].Prefix
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out
 }
 
 // Create stores a new object. obj must be of the kind's type (e.g.

@@ -55,7 +55,6 @@ type Module struct {
 	ready chan struct{}
 
 	mu     sync.Mutex
-	layers map[string]bool   // providers with a content layer
 	kinds  map[string]string // StoreObjects prefix -> provider
 	sigs   chan os.Signal
 	stopBg context.CancelFunc
@@ -64,7 +63,7 @@ type Module struct {
 
 // New returns the module; pass it in server.Options.Modules.
 func New(opts Options) *Module {
-	return &Module{opts: opts, ready: make(chan struct{}), layers: map[string]bool{}, kinds: map[string]string{}}
+	return &Module{opts: opts, ready: make(chan struct{}), kinds: map[string]string{}}
 }
 
 // Name implements server.Module.
@@ -139,21 +138,10 @@ func (m *Module) Setup(ctx context.Context, s *server.Server) error {
 			h.PluginSaved(p)
 		}
 	})
-	// Objects of a plugin content layer are read-only to everyone but the
-	// host. (They are stored with ReadOnly false because the object
-	// service offers no way to replace or remove ReadOnly objects; the
-	// protection is this hook.)
-	objs.OnBeforeChange("*", func(ctx context.Context, v objects.View, c *objects.Change) error {
-		if c.Principal == Principal || c.Old == nil {
-			return nil
-		}
-		b := bundleOf(c.Old)
-		if b == "" || !m.hasLayer(b) {
-			return nil
-		}
-		return &models.Error{Model: c.Prefix, Key: c.Key, Type: strings.ToUpper(c.Action), Code: http.StatusForbidden,
-			Messages: []string{fmt.Sprintf("Object is read only: it belongs to the content of plugin provider %s", b)}}
-	})
+	// Objects of a plugin content layer are stored ReadOnly (as DRP shows
+	// them); the object service refuses every API change to them with 403
+	// and only the host's writes, marked objects.AllowReadOnly, may
+	// replace or remove them.
 
 	a := s.API()
 	hostAPI := func(c *gin.Context) *pluginhost.API {
@@ -288,9 +276,12 @@ func (m *Module) Start(ctx context.Context) error {
 // reconcileRecords removes provider records whose provider is gone (the
 // executable was removed while the server was down).
 func (m *Module) reconcileRecords(ctx context.Context, h *pluginhost.Host) {
-	known := map[string]bool{}
+	known, loaded := map[string]bool{}, map[string]bool{}
 	for _, p := range h.Providers() {
 		known[p.Name] = true
+		if len(p.Errors) == 0 {
+			loaded[p.Name] = true
+		}
 	}
 	recs, err := m.s.Objects().ListObjects(ctx, "plugin_providers", objects.All())
 	if err != nil {
@@ -301,6 +292,11 @@ func (m *Module) reconcileRecords(ctx context.Context, h *pluginhost.Host) {
 			_, _ = m.s.Objects().Delete(ctx, Principal, "plugin_providers", r.Key())
 		}
 	}
+	// Content layers are stored, so a provider removed while the server
+	// was down leaves its ReadOnly objects behind; nobody else could
+	// delete them. Plugin layers are the only content bundles of this
+	// server, so every bundle without a loaded provider goes.
+	m.removeReadOnly(objects.AllowReadOnly(ctx), func(b string) bool { return b != "" && !loaded[b] }, nil)
 }
 
 // Stop implements server.Module: every plugin is stopped.
@@ -501,49 +497,38 @@ func (m *Module) UnregisterKind(ctx context.Context, prefix, provider string) er
 
 // --- pluginhost.Content ---
 
-func (m *Module) hasLayer(name string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.layers[name]
-}
-
-// bundleOf returns the Bundle field of any object.
-func bundleOf(obj models.Model) string {
-	switch o := obj.(type) {
-	case *models.Param:
-		return o.Bundle
-	case *models.Profile:
-		return o.Bundle
-	case *models.Machine:
-		return o.Bundle
-	case *models.Plugin:
-		return o.Bundle
-	case *models.User:
-		return o.Bundle
-	case *models.RawModel:
-		b, _ := (*o)["Bundle"].(string)
-		return b
-	case models.RawModel:
-		b, _ := o["Bundle"].(string)
-		return b
+// layerFields reads the content-layer marks of any object.
+func layerFields(obj models.Model) (bundle string, readOnly bool) {
+	var probe struct {
+		Bundle   string
+		ReadOnly bool
 	}
-	var probe struct{ Bundle string }
+	if r, ok := obj.(*models.RawModel); ok {
+		probe.Bundle, _ = (*r)["Bundle"].(string)
+		probe.ReadOnly, _ = (*r)["ReadOnly"].(bool)
+		return probe.Bundle, probe.ReadOnly
+	}
 	_ = models.Remarshal(obj, &probe)
-	return probe.Bundle
+	return probe.Bundle, probe.ReadOnly
 }
 
 type layerItem struct {
 	prefix string
 	obj    models.Model
+	old    models.Model // what was stored under the key before, nil if nothing
 }
 
 // AddPluginLayer implements pluginhost.Content on the object service: the
-// layer's objects are saved with Bundle set to the provider, objects of an
-// older version of the layer that are gone are deleted, and a clash with a
-// user object (or another provider's) is a 409 unless replaceWritable.
-// Sections for object types this server does not have are skipped.
+// layer's objects are saved ReadOnly with Bundle set to the provider (as
+// DRP shows them), objects of an older version of the layer that are gone
+// are deleted, and a clash with a user object is a 409 unless
+// replaceWritable (another provider's layer object is always a 409).
+// Saving is all or nothing: when an object is rejected part-way, the ones
+// already saved are put back as they were. Sections for object types this
+// server does not have are skipped.
 func (m *Module) AddPluginLayer(ctx context.Context, provider string, c *models.Content, replaceWritable bool) error {
 	objs := m.s.Objects()
+	wctx := objects.AllowReadOnly(ctx)
 	var items []layerItem
 	var clashes []string
 	prefixes := make([]string, 0, len(c.Sections))
@@ -565,32 +550,35 @@ func (m *Module) AddPluginLayer(ctx context.Context, provider string, c *models.
 		for _, key := range keys {
 			fields := map[string]any{}
 			if err := models.Remarshal(c.Sections[prefix][key], &fields); err != nil {
-				return &models.Error{Model: prefix, Key: key, Type: "STORE_ERROR", Code: http.StatusUnprocessableEntity, Messages: []string{err.Error()}}
+				return layerError(provider, http.StatusUnprocessableEntity, fmt.Sprintf("%s/%s: %v", prefix, key, err))
 			}
 			fields["Bundle"] = provider
-			fields["ReadOnly"] = false
+			fields["ReadOnly"] = true
 			buf, _ := json.Marshal(fields)
 			obj, err := objs.DecodeBody("PUT", prefix, buf)
 			if err != nil {
-				return err
+				return layerError(provider, http.StatusUnprocessableEntity, fmt.Sprintf("%s/%s: %v", prefix, key, err))
 			}
 			if obj.Key() == "" {
 				obj, err = withKey(objs, prefix, key, fields)
 				if err != nil {
-					return err
+					return layerError(provider, http.StatusUnprocessableEntity, fmt.Sprintf("%s/%s: %v", prefix, key, err))
 				}
 			}
+			it := layerItem{prefix: prefix, obj: obj}
 			if old, err := objs.Get(ctx, prefix, obj.Key()); err == nil {
-				if b := bundleOf(old); b != provider {
-					if b != "" && m.hasLayer(b) {
-						return &models.Error{Model: prefix, Key: obj.Key(), Type: "STORE_ERROR", Code: http.StatusConflict,
-							Messages: []string{fmt.Sprintf("%s/%s already belongs to plugin provider %s", prefix, obj.Key(), b)}}
-					}
+				it.old = old
+				b, ro := layerFields(old)
+				switch {
+				case ro && b != provider:
+					return &models.Error{Model: prefix, Key: obj.Key(), Type: "STORE_ERROR", Code: http.StatusConflict,
+						Messages: []string{fmt.Sprintf("%s/%s already belongs to content bundle %s", prefix, obj.Key(), b)}}
+				case !ro:
 					clashes = append(clashes, prefix+"/"+obj.Key())
 				}
 			}
 			keep[prefix+"/"+obj.Key()] = true
-			items = append(items, layerItem{prefix: prefix, obj: obj})
+			items = append(items, it)
 		}
 	}
 	if len(clashes) > 0 && !replaceWritable {
@@ -599,16 +587,39 @@ func (m *Module) AddPluginLayer(ctx context.Context, provider string, c *models.
 			Messages: []string{fmt.Sprintf("content would replace writable objects %s; retry with replaceWritable=true to replace them",
 				strings.Join(clashes, ", "))}}
 	}
-	m.mu.Lock()
-	m.layers[provider] = true
-	m.mu.Unlock()
-	for _, it := range items {
-		if _, err := objs.Save(ctx, Principal, it.prefix, it.obj); err != nil {
-			return err
+	for i, it := range items {
+		if _, err := objs.Save(wctx, Principal, it.prefix, it.obj); err != nil {
+			m.rollbackLayer(wctx, provider, items[:i])
+			return layerError(provider, http.StatusUnprocessableEntity, fmt.Sprintf("%s/%s: %v", it.prefix, it.obj.Key(), err))
 		}
 	}
-	m.removeLayerObjects(ctx, provider, keep)
+	m.removeLayerObjects(wctx, provider, keep)
 	return nil
+}
+
+// layerError reports a content layer that cannot be loaded, in DRP's
+// words ("bad store").
+func layerError(provider string, code int, msg string) *models.Error {
+	return &models.Error{Model: "plugin_providers", Key: provider, Type: "STORE_ERROR", Code: code,
+		Messages: []string{fmt.Sprintf("bad store: content layer of %s: %s", provider, msg)}}
+}
+
+// rollbackLayer puts back what saved replaced, newest first: objects that
+// did not exist before are deleted, replaced ones restored.
+func (m *Module) rollbackLayer(wctx context.Context, provider string, saved []layerItem) {
+	objs := m.s.Objects()
+	for i := len(saved) - 1; i >= 0; i-- {
+		it := saved[i]
+		var err error
+		if it.old == nil {
+			_, err = objs.Delete(wctx, Principal, it.prefix, it.obj.Key())
+		} else {
+			_, err = objs.Save(wctx, Principal, it.prefix, it.old)
+		}
+		if err != nil {
+			m.s.Logger().Error("roll back plugin content object", "provider", provider, "object", it.prefix+"/"+it.obj.Key(), "err", err)
+		}
+	}
 }
 
 // withKey sets the key field of a content object that lacks one from its
@@ -620,33 +631,29 @@ func withKey(objs *objects.Service, prefix, key string, fields map[string]any) (
 	return objs.DecodeBody("PUT", prefix, buf)
 }
 
-// removeLayerObjects deletes provider's layer objects not in keep.
-func (m *Module) removeLayerObjects(ctx context.Context, provider string, keep map[string]bool) {
+// removeLayerObjects deletes provider's layer objects (ReadOnly, Bundle
+// provider) not in keep.
+func (m *Module) removeLayerObjects(wctx context.Context, provider string, keep map[string]bool) {
+	m.removeReadOnly(wctx, func(b string) bool { return b == provider }, keep)
+}
+
+// removeReadOnly deletes the ReadOnly objects whose bundle matches and
+// that are not in keep (prefix/key).
+func (m *Module) removeReadOnly(wctx context.Context, match func(string) bool, keep map[string]bool) {
 	objs := m.s.Objects()
-	for _, prefix := range objs.Prefixes() {
-		if prefix == "plugin_providers" {
+	for _, ref := range objs.ReadOnlyObjects(match) {
+		if ref.Prefix == "plugin_providers" || keep[ref.Prefix+"/"+ref.Key] {
 			continue
 		}
-		list, err := objs.ListObjects(ctx, prefix, objects.All())
-		if err != nil {
-			continue
-		}
-		for _, o := range list {
-			if bundleOf(o) == provider && !keep[prefix+"/"+o.Key()] {
-				if _, err := objs.Delete(ctx, Principal, prefix, o.Key()); err != nil {
-					m.s.Logger().Warn("remove plugin content object", "provider", provider, "object", prefix+"/"+o.Key(), "err", err)
-				}
-			}
+		if _, err := objs.Delete(wctx, Principal, ref.Prefix, ref.Key); err != nil {
+			m.s.Logger().Warn("remove plugin content object", "provider", ref.Bundle, "object", ref.Prefix+"/"+ref.Key, "err", err)
 		}
 	}
 }
 
 // RemovePluginLayer implements pluginhost.Content.
 func (m *Module) RemovePluginLayer(ctx context.Context, provider string) error {
-	m.removeLayerObjects(ctx, provider, nil)
-	m.mu.Lock()
-	delete(m.layers, provider)
-	m.mu.Unlock()
+	m.removeLayerObjects(objects.AllowReadOnly(ctx), provider, nil)
 	return nil
 }
 

@@ -23,6 +23,9 @@ var Variants = map[string]string{
 	"badversion": "-X main.mode=badversion -X main.name=badversion",
 	"needparam":  "-X main.mode=needparam -X main.name=needparam",
 	"stubborn":   "-X main.mode=stubborn -X main.name=stubborn",
+	// badcontent variants: a new provider, and a broken upgrade of fake.
+	"badcontent":      "-X main.mode=badcontent -X main.name=badcontent",
+	"fake-badcontent": "-X main.mode=badcontent -X main.version=v3 -X main.name=fake",
 }
 
 var (

@@ -9,6 +9,8 @@
 //	badversion define reports PluginVersion 3
 //	needparam like good, but requires the provider param fake/token
 //	stubborn  like good, but ignores /stop and SIGTERM
+//	badcontent like good, but its content changes bertie's Size to 5 and
+//	          ends with a profile the server rejects (content rollback)
 package main
 
 import (
@@ -56,7 +58,16 @@ sections:
     bertie:
       Id: bertie
       Type: KIND
-      Size: 3
+      Size: SIZE
+`
+
+// badProfile is appended to the content by the badcontent mode: profiles
+// sort after the other sections, so the server has stored some objects
+// when it rejects this one.
+const badProfile = `  profiles:
+    NAME-broken:
+      Name: NAME-broken
+      Profiles: [no-such-profile]
 `
 
 // kind is the custom object type of this build: "fakes" for the provider
@@ -111,8 +122,12 @@ func define() {
 		"StoreObjects": map[string]any{
 			kind(): map[string]any{"Size": map[string]any{"type": "integer", "isrequired": true}},
 		},
-		"Content": strings.NewReplacer("KIND", kind(), "PFX/", name+"/").Replace(content),
 	}
+	size, body := "3", content
+	if mode == "badcontent" {
+		size, body = "5", content+badProfile
+	}
+	def["Content"] = strings.NewReplacer("KIND", kind(), "PFX/", name+"/", "SIZE", size, "NAME", name).Replace(body)
 	if mode == "needparam" {
 		def["RequiredParams"] = []string{"fake/token"}
 	}
