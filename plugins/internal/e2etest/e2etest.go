@@ -108,13 +108,64 @@ func (e *Env) WaitParam(name string) *models.Param {
 
 // WaitAction waits until cmd is among the actions available on
 // prefix/key ("system" and "" for system actions), i.e. until a plugin
-// instance offering it is configured.
+// instance offering it is configured. The list only has actions whose
+// required params the object already provides.
 func (e *Env) WaitAction(prefix, key, cmd string) {
 	e.t.Helper()
 	e.Wait(cmd+" to be available on "+prefix+"/"+key, func() bool {
 		acts, err := e.Client.Actions(e.Ctx, prefix, key, "")
 		return err == nil && slices.ContainsFunc(acts, func(a models.AvailableAction) bool { return a.Command == cmd })
 	})
+}
+
+// Watch opens an event stream registered for filters
+// (<type>.<action>.<key>); it is closed when the test ends.
+func (e *Env) Watch(filters ...string) *client.EventStream {
+	e.t.Helper()
+	es, err := e.Client.Events(e.Ctx)
+	if err != nil {
+		e.t.Fatalf("e2etest: events: %v", err)
+	}
+	e.t.Cleanup(func() { _ = es.Close() })
+	if err := es.Register(e.Ctx, filters...); err != nil {
+		e.t.Fatalf("e2etest: register %v: %v", filters, err)
+	}
+	return es
+}
+
+// NextEvent reads es until an event of typ and action for key arrives,
+// failing the test after DefaultWait.
+func (e *Env) NextEvent(es *client.EventStream, typ, action, key string) models.Event {
+	e.t.Helper()
+	timer := time.NewTimer(DefaultWait)
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-es.C():
+			if ev.Type == typ && ev.Action == action && ev.Key == key {
+				return ev
+			}
+		case <-es.Done():
+			e.t.Fatalf("e2etest: event stream closed waiting for %s.%s.%s", typ, action, key)
+		case <-timer.C:
+			e.t.Fatalf("no %s.%s.%s event; server logs:\n%s", typ, action, key, e.Logs())
+		case <-e.Ctx.Done():
+			e.t.Fatalf("no %s.%s.%s event before the test's deadline; server logs:\n%s", typ, action, key, e.Logs())
+		}
+	}
+}
+
+// CreatePlugin creates the Plugin object and waits for the host's
+// plugins.configed event, i.e. until the instance answered /config (an
+// EventSelector plugin has registered its event filters by then).
+func (e *Env) CreatePlugin(pl *models.Plugin) {
+	e.t.Helper()
+	es := e.Watch("plugins.configed." + pl.Name)
+	defer es.Close()
+	if err := e.Client.Create(e.Ctx, "plugins", pl, nil); err != nil {
+		e.t.Fatalf("e2etest: create plugin %s: %v", pl.Name, err)
+	}
+	e.NextEvent(es, "plugins", "configed", pl.Name)
 }
 
 // Logs returns everything provisiond (and the plugins through it) logged.
