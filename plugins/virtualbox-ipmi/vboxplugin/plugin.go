@@ -487,10 +487,29 @@ func (p *Plugin) Publish(ctx context.Context, l *slog.Logger, e *models.Event) *
 			return nil
 		}
 		if err := st.vbox.Destroy(ctx, id); err != nil {
+			if gone, _ := vmGone(ctx, st.vbox, id); gone {
+				// destroyVm removes the VM before it deletes the machine.
+				l.Info("the deleted machine's VM is already gone", "machine", m.Name, "id", id)
+				return nil
+			}
 			l.Error("destroying the VM of a deleted machine failed", "machine", m.Name, "id", id, "error", err)
 		}
 	}
 	return nil
+}
+
+// vmGone reports whether `list vms` no longer has a VM with id.
+func vmGone(ctx context.Context, vb *VBox, id string) (bool, error) {
+	vms, err := vb.ListVMs(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, vm := range vms {
+		if strings.EqualFold(vm.ID, id) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func (p *Plugin) publishCreate(ctx context.Context, l *slog.Logger, st state, m *models.Machine) error {

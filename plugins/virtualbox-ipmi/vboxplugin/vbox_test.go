@@ -1,6 +1,7 @@
 package vboxplugin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -447,6 +448,16 @@ func TestPublishCreateAndDelete(t *testing.T) {
 	want := [][]string{args("showvminfo|" + id + "|--machinereadable"), args("controlvm|" + id + "|poweroff"), args("unregistervm|" + id + "|--delete")}
 	if c := vb.Calls(t); !reflect.DeepEqual(c, want) {
 		t.Fatalf("delete calls %v", c)
+	}
+
+	// The VM already being gone (destroyVm deletes the machine after the
+	// VM) is not an error.
+	var logs bytes.Buffer
+	if err := p.Publish(ctx, slog.New(slog.NewTextHandler(&logs, nil)), &models.Event{Type: "machines", Action: "delete", Key: m.UUID(), Object: got}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "already gone") {
+		t.Fatalf("second delete logged %s", logs.String())
 	}
 }
 
