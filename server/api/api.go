@@ -80,6 +80,7 @@ type API struct {
 	subs      map[string]map[string]map[string]gin.HandlerFunc // prefix|"*" → sub → method → handler
 	limits    map[string]int64                                 // path prefix → body limit
 	streaming map[string]bool                                  // path prefixes exempt from the time limit
+	rules     []TimeoutRule                                    // per-request time limit overrides
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -203,6 +204,23 @@ func (a *API) SetStreaming(pathPrefix string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.streaming[pathPrefix] = true
+}
+
+// TimeoutRule decides the time limit of the requests it recognises: it
+// returns ok false for others. A limit of 0 or less means no limit from
+// the API: the handler bounds the work itself and must end when the
+// request context ends (the client going away still cancels it).
+type TimeoutRule func(r *http.Request) (limit time.Duration, ok bool)
+
+// AddTimeoutRule overrides the global request time limit for the requests
+// rule recognises, e.g. plugin actions whose own timeout (and per-request
+// ?timeout=) may exceed it. Rules are consulted in the order added; the
+// first that recognises a request wins; streaming prefixes (SetStreaming)
+// are never limited. Safe to call while serving.
+func (a *API) AddTimeoutRule(rule TimeoutRule) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.rules = append(a.rules, rule)
 }
 
 // PrincipalOf returns the authenticated caller of a request.
@@ -358,7 +376,15 @@ func (a *API) limit(c *gin.Context) {
 			stream = true
 		}
 	}
+	rules := a.rules
 	a.mu.RUnlock()
+	timeout := a.opts.RequestTimeout
+	for _, rule := range rules {
+		if d, ok := rule(c.Request); ok {
+			timeout = d
+			break
+		}
+	}
 	if c.Request.ContentLength > n {
 		WriteError(c, &models.Error{Type: c.Request.Method, Key: path, Code: http.StatusRequestEntityTooLarge,
 			Messages: []string{fmt.Sprintf("Request body larger than %d bytes", n)}})
@@ -367,8 +393,8 @@ func (a *API) limit(c *gin.Context) {
 	if c.Request.Body != nil {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
 	}
-	if !stream {
-		ctx, cancel := context.WithTimeout(c.Request.Context(), a.opts.RequestTimeout)
+	if !stream && timeout > 0 {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), timeout)
 		defer cancel()
 		c.Request = c.Request.WithContext(ctx)
 	}

@@ -276,10 +276,9 @@ func (h *Host) RunAction(ctx context.Context, req ActionRequest) (json.RawMessag
 	if chosen == nil {
 		return nil, actionError(t, "INVOKE", http.StatusBadRequest, firstMsg)
 	}
-	timeout := h.cfg.ActionTimeout
-	if req.Timeout > 0 {
-		timeout = min(req.Timeout, h.cfg.MaxActionTimeout)
-	}
+	timeout := h.ActionTimeout(req.Timeout)
+	// One deadline covers waiting for a restarting instance and the call.
+	deadline := time.Now().Add(timeout)
 	if proc == nil {
 		// During a deliberate restart (new params, new provider binary)
 		// wait for the new process instead of failing; crashes and
@@ -288,7 +287,7 @@ func (h *Host) RunAction(ctx context.Context, req ActionRequest) (json.RawMessag
 		if w == nil {
 			return nil, notRunning
 		}
-		timer := time.NewTimer(timeout)
+		timer := time.NewTimer(time.Until(deadline))
 		select {
 		case <-w:
 		case <-timer.C:
@@ -303,10 +302,27 @@ func (h *Host) RunAction(ctx context.Context, req ActionRequest) (json.RawMessag
 	}
 	action := &models.Action{Plugin: chosen.in.name, Command: req.Command, Params: params, Model: t.obj}
 	h.publishInvocation(ctx, lk, t, req, action)
-	return h.invoke(ctx, proc, t, action, timeout)
+	return h.invoke(ctx, proc, t, action, timeout, deadline)
 }
 
-func (h *Host) invoke(ctx context.Context, p *process, t *target, action *models.Action, timeout time.Duration) (json.RawMessage, error) {
+// ActionTimeout returns the time limit of an action: override (a
+// request's ?timeout=) capped at Config.MaxActionTimeout (default 1h), or
+// Config.ActionTimeout (default 5m) when override is 0. It is the
+// effective bound of an action, not the API's global request timeout:
+// hostmodule lifts that for action requests to this plus ActionSlack.
+func (h *Host) ActionTimeout(override time.Duration) time.Duration {
+	if override > 0 {
+		return min(override, h.cfg.MaxActionTimeout)
+	}
+	return h.cfg.ActionTimeout
+}
+
+// ActionSlack is the time an action request gets on top of ActionTimeout
+// for resolving params and answering, so that the action's own timeout
+// (504 naming it) fires before the request's.
+const ActionSlack = 30 * time.Second
+
+func (h *Host) invoke(ctx context.Context, p *process, t *target, action *models.Action, timeout time.Duration, deadline time.Time) (json.RawMessage, error) {
 	name := p.name
 	if !p.enter() {
 		return nil, &models.Error{Model: "plugins", Key: name, Type: "plugin", Code: http.StatusServiceUnavailable,
@@ -314,7 +330,7 @@ func (h *Host) invoke(ctx context.Context, p *process, t *target, action *models
 	}
 	defer p.inflight.Done()
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, timeout)
+	cctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	status, body, err := p.post(cctx, "/action", action)
 	dur := time.Since(start)

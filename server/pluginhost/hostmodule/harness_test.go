@@ -46,6 +46,12 @@ func tune(c *pluginhost.Config) {
 // pre-installing the named fake variants into its plugin root.
 func startEnv(t testing.TB, base, password string, preinstall map[string]string) *env {
 	t.Helper()
+	return startEnvConfig(t, base, password, preinstall, nil)
+}
+
+// startEnvConfig is startEnv with a change of the server configuration.
+func startEnvConfig(t testing.TB, base, password string, preinstall map[string]string, change func(*config.Config)) *env {
+	t.Helper()
 	if base == "" {
 		base = t.TempDir()
 	}
@@ -54,7 +60,12 @@ func startEnv(t testing.TB, base, password string, preinstall map[string]string)
 	}
 	mod := New(Options{Tune: tune})
 	ts := servertest.Start(t, servertest.Options{Modules: []server.Module{mod}, BaseRoot: base, AdminPassword: password,
-		Config: func(c *config.Config) { c.LogLevel = "info" }})
+		Config: func(c *config.Config) {
+			c.LogLevel = "info"
+			if change != nil {
+				change(c)
+			}
+		}})
 	if err := mod.WaitReady(t.Context()); err != nil {
 		t.Fatalf("plugin host not ready: %v", err)
 	}

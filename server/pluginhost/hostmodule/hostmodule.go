@@ -209,7 +209,43 @@ func (m *Module) Setup(ctx context.Context, s *server.Server) error {
 	})
 	a.SetBodyLimit(api.Prefix+"/plugin_providers/", pluginhost.MaxProviderSize)
 	a.SetStreaming(api.Prefix + "/plugin-apis/")
+	a.AddTimeoutRule(m.actionTimeoutRule)
 	return nil
+}
+
+// actionTimeoutRule lets an action run for its own time limit (the host's
+// default action timeout, or ?timeout= capped at the host's maximum)
+// instead of the server's global --request-timeout, which is meant for
+// ordinary requests: a power cycle or a firmware job may take longer. The
+// action still ends when the client goes away.
+func (m *Module) actionTimeoutRule(r *http.Request) (time.Duration, bool) {
+	if r.Method != http.MethodPost || !isActionPath(r.URL.Path) {
+		return 0, false
+	}
+	h := m.Host()
+	if h == nil {
+		return 0, false
+	}
+	// A bad ?timeout= is answered 400 by the handler at once.
+	override, _ := pluginhost.ParseTimeout(r.URL.Query().Get("timeout"))
+	return h.ActionTimeout(override) + pluginhost.ActionSlack, true
+}
+
+// isActionPath reports /api/v3/<prefix>/<id>/actions/<cmd> and
+// /api/v3/system/actions/<cmd>.
+func isActionPath(path string) bool {
+	rest, ok := strings.CutPrefix(path, api.Prefix+"/")
+	if !ok {
+		return false
+	}
+	segs := strings.Split(rest, "/")
+	switch {
+	case len(segs) == 3 && segs[0] == "system" && segs[1] == "actions":
+		return segs[2] != ""
+	case len(segs) >= 4 && segs[2] == "actions":
+		return segs[3] != ""
+	}
+	return false
 }
 
 // Start implements server.Module: it creates the host and runs discovery
