@@ -123,6 +123,10 @@ func TestUnderProvisiond(t *testing.T) {
 	if out := pluginAction(vboxplugin.ActionStartVM, byName); out != "Started made1" || vmFile(state, madeID, "state") != "running" {
 		t.Fatalf("startVm: %v, VM %s", out, vmFile(state, madeID, "state"))
 	}
+	err = c.RunAction(ctx, "plugins", inst, vboxplugin.ActionStartVM, "", byName, &out)
+	if me, ok := err.(*models.Error); !ok || me.Code != 400 || !strings.Contains(strings.Join(me.Messages, " "), "already running") {
+		t.Fatalf("startVm of a running VM: %v", err)
+	}
 	if out := pluginAction(vboxplugin.ActionDestroyVM, byName); out != "Destroy made1" {
 		t.Fatalf("destroyVm: %v", out)
 	}
