@@ -173,8 +173,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range []objects.Kind{objects.ProfilesKind(), objects.ParamsKind(s.objs), objects.MachinesKind(),
-		auth.UsersKind(), objects.PluginsKind(), objects.PluginProvidersKind()} {
+	kinds := []objects.Kind{objects.ProfilesKind(), objects.ParamsKind(s.objs), objects.MachinesKind(),
+		auth.UsersKind(), objects.PluginsKind(), objects.PluginProvidersKind()}
+	for _, k := range append(kinds, objects.ProvisioningKinds()...) {
 		if err := s.objs.Register(ctx, k); err != nil {
 			return nil, err
 		}
