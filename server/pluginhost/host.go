@@ -148,6 +148,7 @@ type Host struct {
 	providers map[string]*provider // by define Name
 	broken    map[string]*provider // files whose define failed, by file name
 	instances map[string]*instance // by Plugin name
+	removed   map[string]string    // provider → why the host removed it (403 /leaving)
 	closed    bool
 	schemas   schemaCache
 	wg        sync.WaitGroup
@@ -175,6 +176,7 @@ func New(cfg Config, deps Deps) (*Host, error) {
 		cfg: cfg, deps: deps, log: cfg.Logger.With("component", "pluginhost"), metrics: m,
 		ctx: ctx, cancel: cancel,
 		providers: map[string]*provider{}, broken: map[string]*provider{}, instances: map[string]*instance{},
+		removed: map[string]string{},
 	}, nil
 }
 

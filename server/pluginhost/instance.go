@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -210,10 +211,10 @@ func (in *instance) pluginErrors() []string {
 
 // stopped records a condition that keeps the instance down until its
 // object or provider changes.
-func (in *instance) stopped(msg string) {
+func (in *instance) stopped(msg string, more ...string) {
 	in.mu.Lock()
 	in.proc, in.enabled, in.state = nil, false, msg
-	in.stateErrs = []string{msg}
+	in.stateErrs = append([]string{msg}, more...)
 	in.settleLocked()
 	in.mu.Unlock()
 	in.h.metrics.up(in.name, false)
@@ -317,7 +318,11 @@ func (in *instance) run() {
 		prov := h.provider(spec.Provider)
 		if prov == nil {
 			in.clearForRestart()
-			in.stopped("Missing Plugin Provider: " + spec.Provider)
+			var why []string
+			if w := h.removedWhy(spec.Provider); w != "" {
+				why = append(why, w)
+			}
+			in.stopped("Missing Plugin Provider: "+spec.Provider, why...)
 			if !in.waitChange(spec, prov) {
 				return
 			}
@@ -439,6 +444,12 @@ func (in *instance) run() {
 			p.stop(h.cfg.DrainTimeout)
 			in.stopped("Plugin left: " + leave.Error())
 			h.publish("plugins", "stopped", in.name, in.snapshot())
+			if leave.Code == http.StatusForbidden {
+				// DRP: a plugin leaving with 403 (typically a licence
+				// denial) takes its whole provider down; every
+				// instance then reports the missing provider and why.
+				h.removeProviderFor(prov, fmt.Sprintf("plugin %s left with 403: %s", in.name, leave.Error()))
+			}
 			if !in.waitChange(spec, prov) {
 				return
 			}

@@ -511,6 +511,7 @@ func (h *Host) install(ctx context.Context, p *provider, replaceWritable bool, c
 	}
 	h.mu.Lock()
 	h.providers[p.def.Name] = p
+	delete(h.removed, p.def.Name)
 	h.mu.Unlock()
 	action := "create"
 	if old != nil {
@@ -627,6 +628,43 @@ func (h *Host) uninstall(ctx context.Context, p *provider) {
 	h.log.Info("plugin provider removed", "provider", name)
 	h.publish("plugin_providers", "delete", name, p.view())
 	h.providerChanged(name)
+}
+
+// removeProviderFor takes prov out of service because one of its
+// instances left with 403 (DRP: licence denial removes the provider). Its
+// content layer, kinds and unpacked files go, every instance stops with
+// the reason in PluginErrors, and the provider's record shows the reason
+// in Errors. The executable stays in PluginRoot: a reload (SIGHUP, server
+// restart) or a new upload tries it again, e.g. once the licence is fixed.
+// Nothing happens when prov has been replaced meanwhile.
+func (h *Host) removeProviderFor(prov *provider, why string) {
+	h.provMu.Lock()
+	defer h.provMu.Unlock()
+	name := prov.def.Name
+	if h.provider(name) != prov {
+		return
+	}
+	h.log.Error("removing plugin provider", "provider", name, "reason", why)
+	h.mu.Lock()
+	h.removed[name] = why
+	h.mu.Unlock()
+	h.uninstall(h.ctx, prov)
+	b := &provider{file: prov.file, sha256: prov.sha256, path: prov.path,
+		errs: []string{fmt.Sprintf("Plugin provider %s removed: %s", name, why)}}
+	h.mu.Lock()
+	h.broken[prov.file] = b
+	h.mu.Unlock()
+	h.saveRecord(b)
+}
+
+// removedWhy says why the host removed provider name, "" if it did not.
+func (h *Host) removedWhy(name string) string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if why, ok := h.removed[name]; ok {
+		return "Plugin provider " + name + " removed: " + why
+	}
+	return ""
 }
 
 // Providers returns the API view of every provider, broken ones included,

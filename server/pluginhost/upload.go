@@ -115,6 +115,9 @@ func (h *Host) DeleteProvider(ctx context.Context, name string) error {
 	h.provMu.Lock()
 	defer h.provMu.Unlock()
 	notFound := &models.Error{Model: "plugin_providers", Key: name, Type: "DELETE", Code: http.StatusNotFound, Messages: []string{"Not Found"}}
+	h.mu.Lock()
+	delete(h.removed, name) // deleted on purpose now
+	h.mu.Unlock()
 	p := h.provider(name)
 	if p == nil {
 		h.mu.Lock()

@@ -403,3 +403,64 @@ func TestServerRestartBringsPluginsBack(t *testing.T) {
 		t.Fatalf("provider after restart: %d %s", code, raw)
 	}
 }
+
+// TestLeavingWith403RemovesTheProvider: a plugin leaving with 403 (DRP's
+// licence denial) takes its provider down: every instance stops and says
+// why in PluginErrors, the provider record shows it, its content layer is
+// gone; a new upload brings everything back. Other codes stop only the
+// instance that left.
+func TestLeavingWith403RemovesTheProvider(t *testing.T) {
+	e := startEnv(t, "", "", map[string]string{"fake": "fake"})
+	e.createPlugin("fake1", "fake", nil)
+	e.createPlugin("fake2", "fake", nil)
+	e.waitPid("fake1")
+	e.waitPid("fake2")
+	var m models.Machine
+	if code, raw := e.do("POST", "/api/v3/machines", map[string]any{"Name": "m1"}, &m); code != 201 {
+		t.Fatalf("create machine: %d %s", code, raw)
+	}
+	mp := "/api/v3/machines/" + m.Uuid.String()
+
+	// 400: only fake2 stops.
+	if code, v := e.action(mp, "leave?plugin=fake2", map[string]any{"code": 400}); code != 200 {
+		t.Fatalf("leave 400: %d %s", code, errText(v))
+	}
+	waitFor(t, 20*time.Second, "fake2 stopped", func() bool {
+		return containsAny(e.pluginErrors("fake2"), "Plugin left: plugin: plugin/fake: asked to leave")
+	})
+	if code, v := e.action("/api/v3/system", "pid?plugin=fake1", nil); code != 200 {
+		t.Fatalf("fake1 stopped by another instance leaving with 400: %d %s", code, errText(v))
+	}
+
+	// 403: the provider goes, with both instances.
+	if code, v := e.action(mp, "leave?plugin=fake1", map[string]any{"code": 403}); code != 200 {
+		t.Fatalf("leave 403: %d %s", code, errText(v))
+	}
+	for _, name := range []string{"fake1", "fake2"} {
+		waitFor(t, 20*time.Second, name+" reporting the removed provider", func() bool {
+			errs := e.pluginErrors(name)
+			return containsAny(errs, "Missing Plugin Provider: fake") &&
+				containsAny(errs, "Plugin provider fake removed: plugin fake1 left with 403: plugin: plugin/fake: asked to leave")
+		})
+	}
+	var pp models.PluginProviderInfo
+	if code, raw := e.do("GET", "/api/v3/plugin_providers/fake", nil, &pp); code != 200 || !containsAny(pp.Errors, "left with 403") {
+		t.Fatalf("provider record after removal: %d %s", code, raw)
+	}
+	if code, raw := e.do("GET", "/api/v3/params/fake/step", nil, nil); code != 404 {
+		t.Fatalf("content layer of the removed provider: %d %s", code, raw)
+	}
+	if code, v := e.action("/api/v3/system", "pid?plugin=fake1", nil); code == 200 {
+		t.Fatalf("removed provider still runs actions: %v", v)
+	}
+
+	// Uploading it again brings the provider and both instances back.
+	if code, raw := e.upload("fake", "fake", ""); code != 201 {
+		t.Fatalf("re-upload: %d %s", code, raw)
+	}
+	e.waitPid("fake1")
+	e.waitPid("fake2")
+	waitFor(t, 20*time.Second, "PluginErrors cleared", func() bool {
+		return len(e.pluginErrors("fake1")) == 0 && len(e.pluginErrors("fake2")) == 0
+	})
+}

@@ -289,8 +289,14 @@ func (p *plugin) action(w http.ResponseWriter, r *http.Request, model map[string
 		}
 		reply(w, 200, "published")
 	case "leave":
+		// params "code" picks the code of the leaving error (default 400;
+		// 403 is DRP's licence denial).
+		code := 400
+		if c, ok := params["code"].(float64); ok {
+			code = int(c)
+		}
 		reply(w, 200, "leaving")
-		go p.toHost("/leaving", drpErr(400, "asked to leave"))
+		go p.toHost("/leaving", drpErr(code, "asked to leave"))
 	case "fail":
 		reply(w, 409, drpErr(409, "fail on purpose"))
 	case "status":
