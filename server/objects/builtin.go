@@ -203,11 +203,20 @@ func PluginProvidersKind() Kind {
 }
 
 // RawKind returns a kind of models.RawModel objects keyed by Id, as created
-// for a plugin provider's StoreObjects. indexes may be nil.
+// for a plugin provider's StoreObjects. indexes (may be nil) add the
+// fields of the kind's schema to the common ones every RawModel has (Id,
+// Bundle, Endpoint, Description, ReadOnly, Available, Validated); they
+// cannot redefine Id.
 func RawKind(prefix string, indexes map[string]models.Index, validate func(v View, obj models.Model) error) Kind {
-	idx := map[string]models.Index{"Id": str(true)}
+	idx := map[string]models.Index{}
 	for k, v := range indexes {
 		idx[k] = v
+	}
+	for k, v := range map[string]models.Index{"Id": str(true), "Bundle": str(false), "Endpoint": str(false),
+		"Description": str(false), "ReadOnly": boolIndex, "Available": boolIndex, "Validated": boolIndex} {
+		if _, set := idx[k]; !set || k == "Id" {
+			idx[k] = v
+		}
 	}
 	return Kind{Prefix: prefix, KeyField: "Id", Indexes: idx, Validate: validate}
 }

@@ -70,11 +70,13 @@ type Content interface {
 // Kinds registers the custom object types declared by StoreObjects.
 type Kinds interface {
 	// RegisterKind serves prefix at /api/v3/<prefix> as RawModel objects
-	// (key field Id) with full CRUD, params and actions; validate is called
-	// on every create/update and its error is a validation error.
-	// Registering an existing plugin kind replaces its validator. A prefix
-	// taken by a built-in type is an error.
-	RegisterKind(ctx context.Context, prefix, provider string, validate func(models.RawModel) error) error
+	// (key field Id) with full CRUD, params and actions; indexes are the
+	// filterable fields declared by the StoreObjects schema (shown at
+	// /api/v3/indexes/<prefix>); validate is called on every create/update
+	// and its error is a validation error. Registering an existing plugin
+	// kind replaces its indexes and validator. A prefix taken by a
+	// built-in type is an error.
+	RegisterKind(ctx context.Context, prefix, provider string, indexes map[string]models.Index, validate func(models.RawModel) error) error
 	// UnregisterKind stops serving a kind registered by provider; the
 	// stored objects are kept for when the provider comes back.
 	UnregisterKind(ctx context.Context, prefix, provider string) error

@@ -414,7 +414,7 @@ func (s *fakeServer) RemovePluginLayer(ctx context.Context, provider string) err
 	return nil
 }
 
-func (s *fakeServer) RegisterKind(ctx context.Context, prefix, provider string, validate func(models.RawModel) error) error {
+func (s *fakeServer) RegisterKind(ctx context.Context, prefix, provider string, indexes map[string]models.Index, validate func(models.RawModel) error) error {
 	if prefix == "machines" {
 		return errors.New("built-in")
 	}

@@ -39,7 +39,8 @@ type provider struct {
 	sha256  string
 	size    int64
 	kinds   map[string]*schema.Validator
-	errs    []string // set on broken entries (define failed)
+	indexes map[string]map[string]models.Index // per kind, from its schema
+	errs    []string                           // set on broken entries (define failed)
 	loaded  time.Time
 }
 
@@ -238,7 +239,7 @@ func (h *Host) checkDefinition(def *models.PluginProvider) (*provider, error) {
 			return nil, fmt.Errorf("invalid param name %q", pn)
 		}
 	}
-	p := &provider{def: def, kinds: map[string]*schema.Validator{}, loaded: time.Now()}
+	p := &provider{def: def, kinds: map[string]*schema.Validator{}, indexes: map[string]map[string]models.Index{}, loaded: time.Now()}
 	for prefix, doc := range def.StoreObjects {
 		if !models.NameRE.MatchString(prefix) {
 			return nil, fmt.Errorf("invalid StoreObjects prefix %q", prefix)
@@ -248,6 +249,7 @@ func (h *Host) checkDefinition(def *models.PluginProvider) (*provider, error) {
 			return nil, fmt.Errorf("StoreObjects %s: %w", prefix, err)
 		}
 		p.kinds[prefix] = v
+		p.indexes[prefix] = storeIndexes(doc)
 	}
 	content, err := buildContent(def)
 	if err != nil {
@@ -548,7 +550,7 @@ func (h *Host) registerKinds(ctx context.Context, p, old *provider) error {
 		v := p.kinds[prefix]
 		pf := prefix
 		validate := func(obj models.RawModel) error { return validateRaw(pf, v, obj) }
-		if err := h.deps.Kinds.RegisterKind(ctx, prefix, p.def.Name, validate); err != nil {
+		if err := h.deps.Kinds.RegisterKind(ctx, prefix, p.def.Name, p.indexes[prefix], validate); err != nil {
 			for _, d := range done {
 				if old == nil || old.kinds[d] == nil {
 					_ = h.deps.Kinds.UnregisterKind(ctx, d, p.def.Name)
@@ -572,7 +574,7 @@ func (h *Host) rollbackKinds(ctx context.Context, p, old *provider) {
 			if _, had := old.kinds[prefix]; had {
 				v := old.kinds[prefix]
 				pf := prefix
-				_ = h.deps.Kinds.RegisterKind(ctx, prefix, old.def.Name, func(obj models.RawModel) error { return validateRaw(pf, v, obj) })
+				_ = h.deps.Kinds.RegisterKind(ctx, prefix, old.def.Name, old.indexes[prefix], func(obj models.RawModel) error { return validateRaw(pf, v, obj) })
 				continue
 			}
 		}
@@ -590,6 +592,24 @@ func (h *Host) dropStaleKinds(ctx context.Context, p, old *provider) {
 			_ = h.deps.Kinds.UnregisterKind(ctx, prefix, old.def.Name)
 		}
 	}
+}
+
+// storeIndexes derives the indexes of a StoreObjects kind from its
+// schema, as DRP shows them for typed objects: string fields are Regex
+// indexes, booleans Unordered, numbers ordered.
+func storeIndexes(doc any) map[string]models.Index {
+	out := map[string]models.Index{}
+	for field, typ := range schema.StoreObjectFields(doc) {
+		switch typ {
+		case "string":
+			out[field] = models.Index{Type: "string", Regex: true}
+		case "boolean":
+			out[field] = models.Index{Type: "boolean", Unordered: true}
+		case "integer", "number":
+			out[field] = models.Index{Type: typ}
+		}
+	}
+	return out
 }
 
 // validateRaw checks a custom object against its StoreObjects schema,

@@ -488,7 +488,7 @@ func (m *Module) DeleteProviderRecord(ctx context.Context, name string) error {
 // --- pluginhost.Kinds ---
 
 // RegisterKind implements pluginhost.Kinds with a RawModel object kind.
-func (m *Module) RegisterKind(ctx context.Context, prefix, provider string, validate func(models.RawModel) error) error {
+func (m *Module) RegisterKind(ctx context.Context, prefix, provider string, indexes map[string]models.Index, validate func(models.RawModel) error) error {
 	objs := m.s.Objects()
 	m.mu.Lock()
 	owner, owned := m.kinds[prefix]
@@ -499,7 +499,7 @@ func (m *Module) RegisterKind(ctx context.Context, prefix, provider string, vali
 		}
 		objs.Unregister(prefix)
 	}
-	k := objects.RawKind(prefix, nil, func(v objects.View, obj models.Model) error {
+	k := objects.RawKind(prefix, indexes, func(v objects.View, obj models.Model) error {
 		switch r := obj.(type) {
 		case *models.RawModel:
 			return validate(*r)

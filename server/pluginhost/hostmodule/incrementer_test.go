@@ -47,6 +47,48 @@ func TestIncrementerOnPluginSDK(t *testing.T) {
 	if code, raw := e.do("POST", "/api/v3/cows", map[string]any{"Id": "daisy", "Anything": 1}, nil); code != 201 {
 		t.Fatalf("untyped cows: %d %s", code, raw)
 	}
+	// typed-cows fields are indexes as DRP shows them, and filters work.
+	var idx map[string]models.Index
+	if code, raw := e.do("GET", "/api/v3/indexes/typed-cows", nil, &idx); code != 200 ||
+		idx["Location"] != (models.Index{Type: "string", Regex: true}) ||
+		idx["Spotted"] != (models.Index{Type: "boolean", Unordered: true}) ||
+		idx["CanMilk"] != (models.Index{Type: "boolean", Unordered: true}) ||
+		idx["Id"] != (models.Index{Type: "string", Unique: true, Regex: true}) || !idx["ReadOnly"].Unordered {
+		t.Fatalf("typed-cows indexes: %d %s", code, raw)
+	}
+	for _, c := range []map[string]any{
+		{"Id": "fred1", "Spotted": true, "CanMilk": true, "Location": "Austin"},
+		{"Id": "fred2", "Spotted": true, "CanMilk": false, "Location": "Denver"},
+	} {
+		if code, raw := e.do("POST", "/api/v3/typed-cows", c, nil); code != 201 {
+			t.Fatalf("create typed cow: %d %s", code, raw)
+		}
+	}
+	for query, want := range map[string]string{
+		"Spotted=true":                    "fred1,fred2",
+		"Spotted=false":                   "bertie",
+		"CanMilk=true&Spotted=true":       "fred1",
+		"Location=Re(^D)":                 "bertie,fred2",
+		"Location=In(Austin,Dallas)":      "bertie,fred1",
+		"ReadOnly=true":                   "bertie",
+		"sort=Location&reverse=true":      "fred2,bertie,fred1",
+		"Bundle=incrementer&Spotted=true": "",
+	} {
+		var cows []map[string]any
+		if code, raw := e.do("GET", "/api/v3/typed-cows?"+query, nil, &cows); code != 200 {
+			t.Fatalf("filter %s: %d %s", query, code, raw)
+		}
+		ids := []string{}
+		for _, c := range cows {
+			ids = append(ids, c["Id"].(string))
+		}
+		if strings.Join(ids, ",") != want {
+			t.Errorf("typed-cows?%s = %v, want %s", query, ids, want)
+		}
+	}
+	if code, raw := e.do("GET", "/api/v3/typed-cows?Spotted=maybe", nil, nil); code != 400 || !strings.Contains(string(raw), "not true or false") {
+		t.Fatalf("bad boolean filter: %d %s", code, raw)
+	}
 	resp, err := http.Get(e.ts.StaticURL + "/files/plugin_providers/incrementer/testFile")
 	if err != nil {
 		t.Fatal(err)

@@ -105,6 +105,35 @@ func CompileStoreObject(doc any) (*Validator, error) {
 	return Compile(full)
 }
 
+// StoreObjectFields returns the top-level fields of a StoreObjects entry
+// that declare a single JSON type ("string", "boolean", "integer",
+// "number", ...), in either the per-field shorthand or a full schema's
+// "properties". The host derives the kind's indexes from them.
+func StoreObjectFields(doc any) map[string]string {
+	m, ok := doc.(map[string]any)
+	if !ok || len(m) == 0 {
+		return map[string]string{}
+	}
+	props := m
+	for _, k := range []string{"type", "properties", "$schema", "required", "allOf", "anyOf", "oneOf"} {
+		if _, full := m[k]; full {
+			props, _ = m["properties"].(map[string]any)
+			break
+		}
+	}
+	out := map[string]string{}
+	for field, v := range props {
+		fs, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		if t, ok := fs["type"].(string); ok && t != "" {
+			out[field] = t
+		}
+	}
+	return out
+}
+
 // Validate checks v (any JSON-representable value). The error, when not
 // nil, is a *Error listing every problem in gojsonschema's format.
 func (v *Validator) Validate(val any) error {

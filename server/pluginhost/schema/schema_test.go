@@ -76,3 +76,24 @@ func TestFullSchemaAndBadSchema(t *testing.T) {
 		t.Fatal("invalid shorthand compiled")
 	}
 }
+
+func TestStoreObjectFields(t *testing.T) {
+	short := StoreObjectFields(map[string]any{
+		"CanMilk":  map[string]any{"type": "boolean"},
+		"Location": map[string]any{"type": "string"},
+		"Spotted":  map[string]any{"type": "boolean", "isrequired": true},
+		"Tags":     map[string]any{"items": map[string]any{"type": "string"}},
+	})
+	if len(short) != 3 || short["CanMilk"] != "boolean" || short["Location"] != "string" || short["Spotted"] != "boolean" {
+		t.Fatalf("shorthand fields: %v", short)
+	}
+	full := StoreObjectFields(map[string]any{"type": "object", "properties": map[string]any{
+		"Size": map[string]any{"type": "integer"}, "Any": map[string]any{"type": []any{"string", "null"}},
+	}})
+	if len(full) != 1 || full["Size"] != "integer" {
+		t.Fatalf("full schema fields: %v", full)
+	}
+	if len(StoreObjectFields(map[string]any{})) != 0 || len(StoreObjectFields(nil)) != 0 {
+		t.Fatal("empty documents have no fields")
+	}
+}
