@@ -107,7 +107,7 @@ func BenchmarkFanoutChannels(b *testing.B) {
 	defer stuck.Close()
 	var target atomic.Int64
 	done := make(chan struct{}, benchSubscribers)
-	match := MustParseFilter("machines.*.*").Match
+	match := models.MustParseEventFilter("machines.*.*").Match
 	for i := 0; i < benchSubscribers; i++ {
 		s := bus.Subscribe(fmt.Sprintf("reader%d", i), benchQueueLen, match)
 		defer s.Close()

@@ -3,8 +3,9 @@
 // fit are dropped and counted, so a slow or stuck subscriber never slows the
 // server or other subscribers.
 //
-// The package has three parts: Bus (in-process fan-out), Filter/FilterSet
-// (DRP's "<type>.<action>.<key>" event filters, drp-protocol §5.8) and
+// The package has three parts: Bus (in-process fan-out), FilterSet (sets
+// of DRP's "<type>.<action>.<key>" event filters, drp-protocol §5.8,
+// parsed by models.ParseEventFilter) and
 // WebsocketHandler (the /api/v3/ws endpoint built on the bus).
 package events
 

@@ -15,7 +15,7 @@ func TestBusDeliversMatching(t *testing.T) {
 	b := NewBus(Options{})
 	all := b.Subscribe("all", 10, nil)
 	defer all.Close()
-	machines := b.Subscribe("machines", 10, MustParseFilter("machines.*.*").Match)
+	machines := b.Subscribe("machines", 10, models.MustParseEventFilter("machines.*.*").Match)
 	defer machines.Close()
 
 	b.Publish(models.Event{Type: "machines", Action: "create", Key: "m1", Object: map[string]any{"Name": "m1"}})

@@ -318,7 +318,7 @@ func (w *wsConn) handle(ioCtx context.Context, msg string) bool {
 		w.log.Warn("websocket: ignoring unknown request; want \"register <filter>\" or \"deregister <filter>\"", "request", truncate(msg, 80))
 		return true
 	}
-	f, err := ParseFilter(arg)
+	f, err := models.ParseEventFilter(arg)
 	switch {
 	case err != nil:
 		w.log.Warn("websocket: bad filter", "request", cmd, "error", err)
