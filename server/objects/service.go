@@ -56,6 +56,10 @@ type Service struct {
 	schemas *paramschema.Validator
 	log     *slog.Logger
 
+	// writer admits one write at a time before it takes mu, so a write
+	// waiting behind others can give up when its context ends (a
+	// sync.Mutex cannot be waited for with a deadline).
+	writer chan struct{}
 	mu     sync.RWMutex
 	kinds  map[string]*Kind
 	data   map[string]map[string]*entry
@@ -77,7 +81,8 @@ func New(opts Options) (*Service, error) {
 	}
 	return &Service{
 		st: opts.Store, bus: opts.Bus, keys: opts.Keys, schemas: opts.Schemas, log: opts.Logger,
-		kinds: map[string]*Kind{}, data: map[string]map[string]*entry{},
+		writer: make(chan struct{}, 1),
+		kinds:  map[string]*Kind{}, data: map[string]map[string]*entry{},
 		uniq:   map[string]map[string]map[string]string{},
 		before: map[string][]BeforeFunc{}, after: map[string][]AfterFunc{},
 	}, nil
@@ -808,58 +813,72 @@ func (s *Service) runAfter(ctx context.Context, hooks []AfterFunc, p *prepared) 
 // publishes and runs hooks, and returns a copy of the result.
 func (s *Service) write(ctx context.Context, method, prefix, action, principal string,
 	fn func(k *Kind) (old *entry, obj models.Model, err error)) (models.Model, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, &models.Error{Model: prefix, Type: method, Code: 503, Messages: []string{err.Error()}}
+	if err := s.acquireWriter(ctx, method, prefix); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
+	// Both are released before the after hooks run (they may write), and
+	// also when a hook or validator panics, so one bad request cannot
+	// block every later write.
+	held := true
+	unlock := func() {
+		held = false
+		s.mu.Unlock()
+		s.releaseWriter()
+	}
+	defer func() {
+		if held {
+			unlock()
+		}
+	}()
 	k, err := s.kindLocked(method, prefix)
 	if err != nil {
-		s.mu.Unlock()
+		unlock()
 		return nil, err
 	}
 	old, obj, err := fn(k)
 	if err != nil {
-		s.mu.Unlock()
+		unlock()
 		return nil, err
 	}
 	var p *prepared
 	if obj == nil {
 		if old == nil {
-			s.mu.Unlock()
+			unlock()
 			return nil, notFound(method, prefix, "")
 		}
 		if !readOnlyAllowed(ctx) && readOnly(old.fields) {
-			s.mu.Unlock()
+			unlock()
 			return nil, readOnlyError(method, prefix, old)
 		}
 		oldObj := s.decodeEntry(k, old)
 		if k.ValidateDelete != nil {
 			if err := k.ValidateDelete(lockedView{s}, oldObj); err != nil {
-				s.mu.Unlock()
+				unlock()
 				return nil, asModelError(err, method, 409, prefix, old.key)
 			}
 		}
 		ch := &Change{Prefix: prefix, Action: ActionDelete, Key: old.key, Principal: principal, Old: oldObj}
 		for _, fn := range append(append([]BeforeFunc{}, s.before[prefix]...), s.before["*"]...) {
 			if err := fn(ctx, lockedView{s}, ch); err != nil {
-				s.mu.Unlock()
+				unlock()
 				return nil, asModelError(err, method, 409, prefix, old.key)
 			}
 		}
 		p = &prepared{k: k, action: ActionDelete, old: old, change: *ch}
 	} else {
 		if old != nil && readOnly(old.fields) && !readOnlyAllowed(ctx) {
-			s.mu.Unlock()
+			unlock()
 			return nil, readOnlyError(method, prefix, old)
 		}
 		p, err = s.prepareWrite(ctx, k, action, principal, old, obj)
 		if err != nil {
-			s.mu.Unlock()
+			unlock()
 			return nil, err
 		}
 	}
 	hooks, err := s.commit(ctx, p)
-	s.mu.Unlock()
+	unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -870,6 +889,23 @@ func (s *Service) write(ctx context.Context, method, prefix, action, principal s
 	}
 	return s.decodeEntry(k, res), nil
 }
+
+// acquireWriter waits for the turn to write, at most until ctx ends
+// (503: the server is busy; nothing was changed).
+func (s *Service) acquireWriter(ctx context.Context, method, prefix string) error {
+	if err := ctx.Err(); err != nil {
+		return &models.Error{Model: prefix, Type: method, Code: 503, Messages: []string{err.Error()}}
+	}
+	select {
+	case s.writer <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return &models.Error{Model: prefix, Type: method, Code: 503,
+			Messages: []string{"gave up waiting for other writes to finish: " + ctx.Err().Error() + "; nothing was changed, retry"}}
+	}
+}
+
+func (s *Service) releaseWriter() { <-s.writer }
 
 type allowReadOnlyKey struct{}
 
