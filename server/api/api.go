@@ -128,6 +128,13 @@ func New(opts Options) *API {
 			a.log.Warn("metrics: register", "error", err)
 		}
 	}
+	// A long-poll GET (Prefer: wait=) may outlast the request timeout.
+	a.rules = append(a.rules, func(r *http.Request) (time.Duration, bool) {
+		if d, ok := preferWait(r); ok {
+			return d + time.Minute, true
+		}
+		return 0, false
+	})
 	e.Use(a.observe, a.recover, a.limit)
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	metrics := promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/VictorLowther/jsonpatch2"
 	"github.com/gin-gonic/gin"
@@ -258,8 +259,19 @@ func (a *API) get(c *gin.Context, prefix, id string) {
 		WriteError(c, err)
 		return
 	}
+	inm := c.GetHeader("If-None-Match")
+	if wait, ok := preferWait(c.Request); ok && inm == r.ETag {
+		c.Header("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
+		if r, err = a.waitForChange(c, prefix, id, ro, r, wait); err != nil {
+			WriteError(c, err)
+			return
+		}
+		if c.Request.Context().Err() != nil {
+			return // the client went away
+		}
+	}
 	c.Header("ETag", r.ETag)
-	if inm := c.GetHeader("If-None-Match"); inm != "" && inm == r.ETag {
+	if inm != "" && inm == r.ETag {
 		c.Status(http.StatusNotModified)
 		return
 	}
@@ -268,6 +280,70 @@ func (a *API) get(c *gin.Context, prefix, id string) {
 		return
 	}
 	c.Data(http.StatusOK, jsonType, r.JSON)
+}
+
+// MaxPreferWait caps the long-poll of GET with "Prefer: wait=<dur>".
+const MaxPreferWait = 10 * time.Minute
+
+// preferWait reads "Prefer: wait=<seconds or Go duration>" (RFC 7240) on a
+// GET that carries If-None-Match: the long-poll DRP's client uses to wait
+// for an object to change. It is capped at MaxPreferWait.
+func preferWait(r *http.Request) (time.Duration, bool) {
+	if r.Method != http.MethodGet || r.Header.Get("If-None-Match") == "" {
+		return 0, false
+	}
+	for _, h := range r.Header.Values("Prefer") {
+		for _, pref := range strings.Split(h, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(pref), "=")
+			if !strings.EqualFold(strings.TrimSpace(name), "wait") {
+				continue
+			}
+			val = strings.Trim(strings.TrimSpace(val), `"`)
+			d, err := time.ParseDuration(val)
+			if err != nil {
+				secs, serr := strconv.ParseFloat(val, 64)
+				if serr != nil {
+					return 0, false
+				}
+				d = time.Duration(secs * float64(time.Second))
+			}
+			if d <= 0 {
+				return 0, false
+			}
+			return min(d, MaxPreferWait), true
+		}
+	}
+	return 0, false
+}
+
+// waitForChange long-polls: it returns the object once its ETag differs
+// from cur's, cur when wait passes (the caller answers 304), or an error
+// (404 once the object is deleted). It ends early when the client goes
+// away.
+func (a *API) waitForChange(c *gin.Context, prefix, id string, ro objects.RenderOptions, cur objects.Rendered, wait time.Duration) (objects.Rendered, error) {
+	ctx := c.Request.Context()
+	key := cur.Key
+	sub := a.opts.Bus.Subscribe("prefer-wait "+prefix+"/"+key, 8, func(e *models.Event) bool {
+		return e.Type == prefix && e.Key == key
+	})
+	defer sub.Close()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		// Re-read after subscribing, and after every event (or lost
+		// event), so no change between the reads is missed.
+		r, err := a.opts.Objects.GetRendered(ctx, http.MethodGet, prefix, id, ro)
+		if err != nil || r.ETag != cur.ETag {
+			return r, err
+		}
+		select {
+		case <-sub.C():
+		case <-timer.C:
+			return cur, nil
+		case <-ctx.Done():
+			return cur, nil
+		}
+	}
 }
 
 func (a *API) respondObject(c *gin.Context, status int, prefix string, obj models.Model) {
