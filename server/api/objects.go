@@ -446,7 +446,7 @@ func (a *API) delete(c *gin.Context, prefix, id string) {
 }
 
 func (a *API) paramOptions(c *gin.Context, prefix, id string) (objects.ParamOptions, bool) {
-	o := objects.ParamOptions{Aggregate: boolQuery(c, "aggregate"), Decode: boolQuery(c, "decode")}
+	o := objects.ParamOptions{Aggregate: boolQuery(c, "aggregate"), Decode: boolQuery(c, "decode"), Compose: boolQuery(c, "compose")}
 	if o.Decode && !Require(c, prefix, "getSecure", id) {
 		return o, false
 	}

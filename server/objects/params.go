@@ -128,6 +128,42 @@ type ParamOptions struct {
 	// Defaults falls back to the param definition's schema default when a
 	// single param is not set anywhere (GetParam only).
 	Defaults bool
+	// Compose (with Aggregate) merges values found at several levels
+	// instead of taking the first: maps merge key by key (recursively, the
+	// more specific level winning a conflict) and arrays concatenate, the
+	// more specific level's entries first. Values of different kinds, and
+	// secure params, are not composed: the most specific wins.
+	Compose bool
+}
+
+// composeValues merges lower (a less specific level's value) into higher.
+func composeValues(higher, lower any) any {
+	switch h := higher.(type) {
+	case map[string]any:
+		l, ok := lower.(map[string]any)
+		if !ok {
+			return higher
+		}
+		out := make(map[string]any, len(h)+len(l))
+		for k, v := range l {
+			out[k] = v
+		}
+		for k, v := range h {
+			if lv, both := l[k]; both {
+				v = composeValues(v, lv)
+			}
+			out[k] = v
+		}
+		return out
+	case []any:
+		l, ok := lower.([]any)
+		if !ok {
+			return higher
+		}
+		out := make([]any, 0, len(h)+len(l))
+		return append(append(out, h...), l...)
+	}
+	return higher
 }
 
 // paramSources returns the Params maps consulted for obj in precedence
@@ -201,6 +237,9 @@ func (s *Service) GetParams(ctx context.Context, prefix, id string, o ParamOptio
 	srcs := s.paramSources(obj, o.Aggregate)
 	for i := len(srcs) - 1; i >= 0; i-- {
 		for k, v := range srcs[i] {
+			if prev, ok := res[k]; ok && o.Compose && o.Aggregate && !s.isSecureLocked(k) {
+				v = composeValues(v, prev)
+			}
 			res[k] = v
 		}
 	}
@@ -223,15 +262,29 @@ func (s *Service) GetParam(ctx context.Context, prefix, id, name string, o Param
 	}
 	var val any
 	found := false
+	compose := o.Compose && o.Aggregate && !s.isSecureLocked(name)
 	for _, src := range s.paramSources(obj, o.Aggregate) {
 		if v, ok := src[name]; ok {
-			val, found = v, true
-			break
+			if !found {
+				val, found = v, true
+				if !compose {
+					break
+				}
+				continue
+			}
+			val = composeValues(val, v)
 		}
 	}
-	if !found && o.Defaults {
+	if o.Defaults && (!found || compose) {
 		if def, ok := s.paramDefLocked(name); ok {
-			val, found = def.DefaultValue()
+			if d, has := def.DefaultValue(); has {
+				if found {
+					// The default is the least specific level.
+					val = composeValues(val, d)
+				} else {
+					val, found = d, true
+				}
+			}
 		}
 	}
 	if found && o.Decode {
