@@ -42,8 +42,14 @@ type Config struct {
 	MetricsOpen bool
 	// MaxBodyBytes bounds every request body (413 beyond it).
 	MaxBodyBytes int64
-	// RequestTimeout bounds the time of every non-streaming handler.
+	// RequestTimeout bounds the time of every non-streaming handler except
+	// plugin actions (ActionTimeout) and long-polls (Prefer: wait=).
 	RequestTimeout time.Duration
+	// ActionTimeout is the default time limit of a plugin action; a
+	// request's ?timeout= may change it up to MaxActionTimeout.
+	ActionTimeout time.Duration
+	// MaxActionTimeout caps ?timeout= on plugin actions.
+	MaxActionTimeout time.Duration
 	// WSQueueLen bounds each websocket connection's pending events; a
 	// client that falls further behind loses events (counted in metrics).
 	WSQueueLen int
@@ -52,16 +58,18 @@ type Config struct {
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
 	return Config{
-		BaseRoot:       "/var/lib/provision",
-		APIAddr:        "127.0.0.1",
-		APIPort:        8092,
-		StaticAddr:     "127.0.0.1",
-		StaticPort:     8091,
-		LogFormat:      "text",
-		LogLevel:       "info",
-		MaxBodyBytes:   16 << 20,
-		RequestTimeout: 60 * time.Second,
-		WSQueueLen:     1000,
+		BaseRoot:         "/var/lib/provision",
+		APIAddr:          "127.0.0.1",
+		APIPort:          8092,
+		StaticAddr:       "127.0.0.1",
+		StaticPort:       8091,
+		LogFormat:        "text",
+		LogLevel:         "info",
+		MaxBodyBytes:     16 << 20,
+		RequestTimeout:   60 * time.Second,
+		ActionTimeout:    5 * time.Minute,
+		MaxActionTimeout: time.Hour,
+		WSQueueLen:       1000,
 	}
 }
 
@@ -109,6 +117,12 @@ func (c Config) Validate() error {
 	if c.RequestTimeout <= 0 {
 		return fmt.Errorf("--request-timeout must be positive")
 	}
+	if c.ActionTimeout <= 0 || c.MaxActionTimeout <= 0 {
+		return fmt.Errorf("--action-timeout and --max-action-timeout must be positive")
+	}
+	if c.MaxActionTimeout < c.ActionTimeout {
+		return fmt.Errorf("--max-action-timeout %s is shorter than --action-timeout %s", c.MaxActionTimeout, c.ActionTimeout)
+	}
 	return nil
 }
 
@@ -131,7 +145,9 @@ func BindFlags(fs *pflag.FlagSet, cfg *Config) error {
 	fs.StringVar(&cfg.LogLevel, "log-level", envString(e, "RS_LOG_LEVEL", cfg.LogLevel), "log level: debug, info, warn or error (RS_LOG_LEVEL)")
 	fs.BoolVar(&cfg.MetricsOpen, "metrics-open", envBool(e, "RS_METRICS_OPEN", cfg.MetricsOpen), "serve /metrics without authentication (RS_METRICS_OPEN)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", envInt64(e, "RS_MAX_BODY_BYTES", cfg.MaxBodyBytes), "largest accepted request body (RS_MAX_BODY_BYTES)")
-	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", envDuration(e, "RS_REQUEST_TIMEOUT", cfg.RequestTimeout), "time limit of every API request (RS_REQUEST_TIMEOUT)")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", envDuration(e, "RS_REQUEST_TIMEOUT", cfg.RequestTimeout), "time limit of every API request except plugin actions and long-polls (RS_REQUEST_TIMEOUT)")
+	fs.DurationVar(&cfg.ActionTimeout, "action-timeout", envDuration(e, "RS_ACTION_TIMEOUT", cfg.ActionTimeout), "default time limit of a plugin action; ?timeout= on the request overrides it (RS_ACTION_TIMEOUT)")
+	fs.DurationVar(&cfg.MaxActionTimeout, "max-action-timeout", envDuration(e, "RS_MAX_ACTION_TIMEOUT", cfg.MaxActionTimeout), "upper bound of ?timeout= on plugin actions (RS_MAX_ACTION_TIMEOUT)")
 	fs.IntVar(&cfg.WSQueueLen, "ws-queue-len", envInt(e, "RS_WS_QUEUE_LEN", cfg.WSQueueLen), "pending events per websocket before events are dropped for that client (RS_WS_QUEUE_LEN)")
 	if len(e.bad) > 0 {
 		return fmt.Errorf("cannot parse environment: %s", strings.Join(e.bad, "; "))

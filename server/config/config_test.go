@@ -15,10 +15,10 @@ func TestEnvFallbackAndFlagPrecedence(t *testing.T) {
 	if err := BindFlags(fs, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.Parse([]string{"--api-port", "1234"}); err != nil {
+	if err := fs.Parse([]string{"--api-port", "1234", "--action-timeout", "20m"}); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.BaseRoot != "/from/env" || cfg.APIPort != 1234 {
+	if cfg.BaseRoot != "/from/env" || cfg.APIPort != 1234 || cfg.ActionTimeout.Minutes() != 20 || cfg.MaxActionTimeout.Hours() != 1 {
 		t.Fatalf("cfg %+v", cfg)
 	}
 	if cfg.EffectivePluginRoot() != "/from/env/plugins" {
@@ -44,6 +44,8 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.TLSCert = "x" },
 		func(c *Config) { c.LogFormat = "xml" },
 		func(c *Config) { c.APIPort = 70000 },
+		func(c *Config) { c.ActionTimeout = 0 },
+		func(c *Config) { c.MaxActionTimeout = c.ActionTimeout / 2 },
 	} {
 		c := Defaults()
 		mut(&c)

@@ -258,6 +258,7 @@ func (m *Module) Start(ctx context.Context) error {
 		ScratchRoot: filepath.Join(sc.BaseRoot, "plugin-scratch"),
 		APIURL:      s.APIURL(), FileURL: s.StaticURL(),
 		Logger: s.Logger().With("component", "pluginhost"), Metrics: s.Metrics(),
+		ActionTimeout: sc.ActionTimeout, MaxActionTimeout: sc.MaxActionTimeout,
 	}
 	if m.opts.Tune != nil {
 		m.opts.Tune(&cfg)
