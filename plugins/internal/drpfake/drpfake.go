@@ -26,7 +26,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/provisionhq/provision/client"
 	"github.com/provisionhq/provision/models"
-	"github.com/provisionhq/provision/plugins/internal/pluginutil"
 )
 
 // Token is the bearer token the fake accepts.
@@ -48,7 +47,7 @@ type Server struct {
 type stream struct {
 	conn    *websocket.Conn
 	mu      sync.Mutex
-	filters map[string]pluginutil.EventFilter
+	filters map[string]models.EventFilter
 }
 
 // New starts a fake that is closed when the test ends.
@@ -296,7 +295,7 @@ func (f *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	s := &stream{conn: conn, filters: map[string]pluginutil.EventFilter{}}
+	s := &stream{conn: conn, filters: map[string]models.EventFilter{}}
 	f.mu.Lock()
 	f.streams[s] = true
 	f.mu.Unlock()
@@ -321,7 +320,7 @@ func (f *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Lock()
 		if verb == "register" {
-			if ef, err := pluginutil.ParseEventFilter(filter); err == nil {
+			if ef, err := models.ParseEventFilter(filter); err == nil {
 				s.filters[filter] = ef
 			}
 		} else {

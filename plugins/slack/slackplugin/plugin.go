@@ -41,7 +41,7 @@ type Plugin struct {
 	mu       sync.Mutex
 	notifier *Notifier
 	events   []string
-	filters  []pluginutil.EventFilter
+	filters  []models.EventFilter
 	tmpl     *template.Template
 }
 
@@ -61,7 +61,7 @@ func New(opts Options) *Plugin {
 type settings struct {
 	sender  Sender
 	events  []string
-	filters []pluginutil.EventFilter
+	filters []models.EventFilter
 	tmpl    *template.Template
 }
 
@@ -126,7 +126,7 @@ func (p *Plugin) parse(ctx context.Context, params map[string]any) (*settings, *
 	if s.events, err = pluginutil.StringListParam(params, ParamEvents, DefaultEvents()); err != nil {
 		return nil, badConfig("%v", err)
 	}
-	if s.filters, err = pluginutil.ParseEventFilters(s.events); err != nil {
+	if s.filters, err = models.ParseEventFilters(s.events); err != nil {
 		return nil, badConfig("%s: %v", ParamEvents, err)
 	}
 	text, err := pluginutil.StringParam(params, ParamTemplate, DefaultTemplate)
@@ -182,7 +182,7 @@ func (p *Plugin) Publish(_ context.Context, l *slog.Logger, e *models.Event) *mo
 	p.mu.Lock()
 	n, filters, tmpl := p.notifier, p.filters, p.tmpl
 	p.mu.Unlock()
-	if n == nil || e == nil || !pluginutil.MatchAny(filters, e) {
+	if n == nil || e == nil || !models.MatchAnyEventFilter(filters, e) {
 		return nil
 	}
 	text, err := Render(tmpl, e)

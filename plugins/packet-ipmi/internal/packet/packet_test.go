@@ -271,8 +271,8 @@ func TestConfigReadsAggregatedAPIKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.activeDevice(deviceOne, "web1")
-	// No Name in the config either: the only packet-ipmi Plugin object names the instance.
-	e.mustConfigure(map[string]any{ParamAPIKey: nil, "Name": nil, ParamImportExisting: true})
+	// The API key is not in the config body: it comes from the instance's aggregated params.
+	e.mustConfigure(map[string]any{ParamAPIKey: nil, ParamImportExisting: true})
 	if _, err := e.action(CmdPowerOff, nil, map[string]any{ParamUUID: deviceOne}); err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,21 @@ func TestConfigReadsAggregatedAPIKey(t *testing.T) {
 		t.Fatal("device still powered")
 	}
 	if ms := e.machines(); len(ms) != 1 || ms[0].Params[ParamMachinePlugin] != instName {
-		t.Fatalf("instance name not resolved from the Plugin object: %+v", ms)
+		t.Fatalf("machine not marked with the instance name from the config: %+v", ms)
+	}
+}
+
+func TestConfigWithoutNameIsUnknown(t *testing.T) {
+	e := newEnv(t)
+	// Even with exactly one packet-ipmi Plugin object, a body without Name
+	// is not guessed at: the instance is "unknown", as in DRP.
+	if err := e.api.Create(context.Background(), "plugins", &models.Plugin{Name: instName, Provider: ProviderName}, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.activeDevice(deviceOne, "web1")
+	e.mustConfigure(map[string]any{"Name": nil, ParamImportExisting: true})
+	if ms := e.machines(); len(ms) != 1 || ms[0].Params[ParamMachinePlugin] != "unknown" {
+		t.Fatalf("want the machine marked with instance \"unknown\", got %+v", ms)
 	}
 }
 

@@ -124,7 +124,7 @@ func (p *Plugin) Configure(ctx context.Context, l *slog.Logger, api pluginutil.A
 	if api == nil {
 		return pluginutil.MakeError("unknown", http.StatusInternalServerError, "no provision API client: RS_ENDPOINT/RS_TOKEN are needed")
 	}
-	name := instanceName(ctx, l, api, params)
+	name := instanceName(params)
 	st, err := parseSettings(paramSource{ctx: ctx, l: l, api: api, name: name, config: params})
 	if err != nil {
 		return badRequest(name, "%s", err)
@@ -195,23 +195,14 @@ func (p *Plugin) Configure(ctx context.Context, l *slog.Logger, api pluginutil.A
 	return nil
 }
 
-// instanceName is the plugin instance's name: params["Name"] as DRP's host
-// sends it; otherwise, when exactly one Plugin object uses this provider,
-// that one's name; otherwise "unknown" (DRP's fallback).
-func instanceName(ctx context.Context, l *slog.Logger, api pluginutil.API, params map[string]any) string {
+// instanceName is the plugin instance's name: params["Name"], which the
+// host adds to every /config body as DRP's does, or "unknown" (DRP's
+// fallback) when a host leaves it out.
+func instanceName(params map[string]any) string {
 	if n, ok := params["Name"].(string); ok && n != "" {
 		return n
 	}
-	var ps []*models.Plugin
-	if err := api.List(ctx, "plugins", &ps, "Provider", "Eq("+ProviderName+")"); err != nil {
-		l.Warn("the config has no Name and plugins cannot be listed; using \"unknown\"", "err", err)
-		return "unknown"
-	}
-	if len(ps) != 1 {
-		l.Warn("the config has no Name and the instance is ambiguous; using \"unknown\"", "instances", len(ps))
-		return "unknown"
-	}
-	return ps[0].Name
+	return "unknown"
 }
 
 // deleteMissing deletes the machines this instance manages (machine-plugin
