@@ -140,11 +140,7 @@ func paramQuery(aggregate bool) url.Values {
 // GetParams returns an object's params, aggregated over profiles and global
 // when aggregate is true.
 func (c *Client) GetParams(ctx context.Context, prefix, key string, aggregate bool) (map[string]any, error) {
-	res := map[string]any{}
-	if err := c.Do(ctx, http.MethodGet, objPath(prefix, key)+"/params", paramQuery(aggregate), nil, &res); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return c.GetParamsWith(ctx, prefix, key, paramQuery(aggregate))
 }
 
 // GetParamsWith is GetParams with arbitrary query options (aggregate,
@@ -172,7 +168,7 @@ func (c *Client) SetParams(ctx context.Context, prefix, key string, params map[s
 
 // GetParam decodes one param value into out (JSON null when unset).
 func (c *Client) GetParam(ctx context.Context, prefix, key, name string, aggregate bool, out any) error {
-	return c.Do(ctx, http.MethodGet, objPath(prefix, key)+"/params/"+name, paramQuery(aggregate), nil, out)
+	return c.GetParamWith(ctx, prefix, key, name, paramQuery(aggregate), out)
 }
 
 // GetParamWith is GetParam with arbitrary query options (aggregate,
@@ -219,6 +215,16 @@ func (c *Client) Actions(ctx context.Context, prefix, key, plugin string) ([]mod
 		return nil, err
 	}
 	return res, nil
+}
+
+// Action shows one plugin action of an object (GET
+// /<prefix>/<key>/actions/<cmd>[?plugin=]; prefix "system" with key "" for
+// system actions) with its params resolved, decoded into out.
+func (c *Client) Action(ctx context.Context, prefix, key, cmd, plugin string, out any) error {
+	if cmd == "" {
+		return errors.New("client: Action needs a command")
+	}
+	return c.Do(ctx, http.MethodGet, actionsPath(prefix, key)+"/"+cmd, pluginQuery(plugin), nil, out)
 }
 
 // RunAction POSTs /<prefix>/<key>/actions/<cmd>[?plugin=] (prefix "system"

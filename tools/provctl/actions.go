@@ -3,116 +3,96 @@ package main
 import (
 	"fmt"
 
+	"github.com/provisionhq/provision/client"
 	"github.com/spf13/cobra"
 )
 
-// Actions are plugin-provided commands on objects (machines, plugins, ...)
-// or on the system. withID is false for the system scope, whose commands
-// take no object id.
-
-func actionPrefixKey(prefix string, withID bool, args []string) (string, string, []string) {
-	if !withID {
-		return "system", "", args
-	}
-	return prefix, args[0], args[1:]
+// actionScope says where plugin actions run: on one object of a collection
+// (the command line starts with its id) or, with no id, on the system.
+type actionScope struct {
+	prefix string
+	withID bool
 }
 
-func (a *app) actionsCmd(prefix string, withID bool) *cobra.Command {
-	var plugin string
-	use, n := "actions <id>", 1
-	if !withID {
-		use, n = "actions", 0
+// usage is the usage line of an action command whose words after the
+// optional "<id>" are rest, and how many words it needs: n plus the id.
+func (s actionScope) usage(verb, rest string, n int) (string, int) {
+	if s.withID {
+		verb, n = verb+" <id>", n+1
 	}
+	if rest != "" {
+		verb += " " + rest
+	}
+	return verb, n
+}
+
+// split takes the object key off the front of args: prefix and key are
+// what the client's action calls take ("system" and "" for the system).
+func (s actionScope) split(args []string) (prefix, key string, rest []string) {
+	if !s.withID {
+		return s.prefix, "", args
+	}
+	return s.prefix, args[0], args[1:]
+}
+
+// actionCommand builds one of the action commands of a scope: they differ
+// only in their words, arity check and the call they make; --plugin names
+// the instance in all of them.
+func (a *app) actionCommand(use, short, pluginHelp string, args cobra.PositionalArgs, call func(cmd *cobra.Command, args []string, plugin string) error) *cobra.Command {
+	var plugin string
 	cmd := &cobra.Command{
 		Use:   use,
-		Short: "List the plugin actions that can run now",
-		Args:  exactArgs(use, n),
+		Short: short,
+		Args:  args,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, key, _ := actionPrefixKey(prefix, withID, args)
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			res, err := c.Actions(cmd.Context(), p, key, plugin)
-			if err != nil {
-				return err
-			}
-			return a.print(res)
+			return call(cmd, args, plugin)
 		},
 	}
-	cmd.Flags().StringVar(&plugin, "plugin", "", "only actions of this plugin instance")
+	cmd.Flags().StringVar(&plugin, "plugin", "", pluginHelp)
 	return cmd
 }
 
-func (a *app) actionCmd(prefix string, withID bool) *cobra.Command {
-	var plugin string
-	use, n := "action <id> <command>", 2
-	if !withID {
-		use, n = "action <command>", 1
-	}
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: "Show one plugin action (fails when its required params do not resolve)",
-		Args:  exactArgs(use, n),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, key, rest := actionPrefixKey(prefix, withID, args)
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			path := "system/actions/" + rest[0]
-			if withID {
-				path = p + "/" + key + "/actions/" + rest[0]
-			}
-			q := map[string][]string{}
-			if plugin != "" {
-				q["plugin"] = []string{plugin}
-			}
-			var res any
-			if err := c.Do(cmd.Context(), "GET", path, q, nil, &res); err != nil {
-				return err
-			}
-			return a.print(res)
-		},
-	}
-	cmd.Flags().StringVar(&plugin, "plugin", "", "the plugin instance to ask")
-	return cmd
+func (a *app) actionsCmd(s actionScope) *cobra.Command {
+	use, n := s.usage("actions", "", 0)
+	return a.actionCommand(use, "List the plugin actions that can run now", "only actions of this plugin instance", exactArgs(use, n),
+		func(cmd *cobra.Command, args []string, plugin string) error {
+			p, key, _ := s.split(args)
+			return a.request(func(c *client.Client) (any, error) {
+				return c.Actions(cmd.Context(), p, key, plugin)
+			})
+		})
 }
 
-func (a *app) runActionCmd(prefix string, withID bool) *cobra.Command {
-	var plugin string
-	use, n := "runaction <id> <command> [json|yaml|- | key value ...]", 2
-	if !withID {
-		use, n = "runaction <command> [json|yaml|- | key value ...]", 1
+func (a *app) actionCmd(s actionScope) *cobra.Command {
+	use, n := s.usage("action", "<command>", 1)
+	return a.actionCommand(use, "Show one plugin action (fails when its required params do not resolve)", "the plugin instance to ask", exactArgs(use, n),
+		func(cmd *cobra.Command, args []string, plugin string) error {
+			p, key, rest := s.split(args)
+			return a.fetch(func(c *client.Client, res *any) error {
+				return c.Action(cmd.Context(), p, key, rest[0], plugin, res)
+			})
+		})
+}
+
+func (a *app) runActionCmd(s actionScope) *cobra.Command {
+	use, n := s.usage("runaction", "<command> [json|yaml|- | key value ...]", 1)
+	atLeast := func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return fmt.Errorf("%s requires at least %d argument(s); usage: %s", cmd.CommandPath(), n, use)
+		}
+		return nil
 	}
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: "Run a plugin action with optional params (a JSON object or key/value pairs)",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) < n {
-				return fmt.Errorf("%s requires at least %d argument(s); usage: %s", cmd.CommandPath(), n, use)
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, key, rest := actionPrefixKey(prefix, withID, args)
+	return a.actionCommand(use, "Run a plugin action with optional params (a JSON object or key/value pairs)", "run the action on this plugin instance", atLeast,
+		func(cmd *cobra.Command, args []string, plugin string) error {
+			p, key, rest := s.split(args)
 			params, err := a.actionParams(rest[1:])
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			var res any
-			if err := c.RunAction(cmd.Context(), p, key, rest[0], plugin, params, &res); err != nil {
-				return err
-			}
-			return a.print(res)
-		},
-	}
-	cmd.Flags().StringVar(&plugin, "plugin", "", "run the action on this plugin instance")
-	return cmd
+			return a.fetch(func(c *client.Client, res *any) error {
+				return c.RunAction(cmd.Context(), p, key, rest[0], plugin, params, res)
+			})
+		})
 }
 
 // actionParams turns the trailing runaction arguments into the params

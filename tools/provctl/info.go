@@ -1,6 +1,9 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"github.com/provisionhq/provision/client"
+	"github.com/spf13/cobra"
+)
 
 func (a *app) newInfoCmd() *cobra.Command {
 	return &cobra.Command{
@@ -8,15 +11,9 @@ func (a *app) newInfoCmd() *cobra.Command {
 		Short: "Show information about the server",
 		Args:  exactArgs("info", 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			res, err := c.Info(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.request(func(c *client.Client) (any, error) {
+				return c.Info(cmd.Context())
+			})
 		},
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/VictorLowther/jsonpatch2"
+	"github.com/provisionhq/provision/client"
 	"github.com/provisionhq/provision/models"
 	"github.com/spf13/cobra"
 )
@@ -42,7 +43,8 @@ func (a *app) newObjectCmd(k objectKind, short string) *cobra.Command {
 		cmd.AddCommand(a.paramsCmd(k), a.getParamCmd(k), a.setParamCmd(k), a.removeParamCmd(k))
 	}
 	if k.actions {
-		cmd.AddCommand(a.actionsCmd(k.prefix, true), a.actionCmd(k.prefix, true), a.runActionCmd(k.prefix, true))
+		s := actionScope{prefix: k.prefix, withID: true}
+		cmd.AddCommand(a.actionsCmd(s), a.actionCmd(s), a.runActionCmd(s))
 	}
 	return cmd
 }
@@ -81,15 +83,11 @@ func (a *app) listCmd(k objectKind) *cobra.Command {
 			if params != "" {
 				q.Set("params", params)
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			res := []any{}
-			if err := c.Do(cmd.Context(), http.MethodGet, k.prefix, q, nil, &res); err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.request(func(c *client.Client) (any, error) {
+				res := []any{}
+				err := c.Do(cmd.Context(), http.MethodGet, k.prefix, q, nil, &res)
+				return res, err
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -108,15 +106,9 @@ func (a *app) showCmd(k objectKind) *cobra.Command {
 		Short: fmt.Sprintf("Show one %s by key or <Index>:<value>", k.singular),
 		Args:  exactArgs("show <id>", 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			var res any
-			if err := c.Get(cmd.Context(), k.prefix, args[0], &res); err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.fetch(func(c *client.Client, res *any) error {
+				return c.Get(cmd.Context(), k.prefix, args[0], res)
+			})
 		},
 	}
 }
@@ -163,15 +155,9 @@ func (a *app) createCmd(k objectKind) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			var res any
-			if err := c.Create(cmd.Context(), k.prefix, obj, &res); err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.fetch(func(c *client.Client, res *any) error {
+				return c.Create(cmd.Context(), k.prefix, obj, res)
+			})
 		},
 	}
 }
@@ -186,24 +172,17 @@ func (a *app) updateCmd(k objectKind) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			var current map[string]any
-			if err := c.Get(cmd.Context(), k.prefix, args[0], &current); err != nil {
-				return err
-			}
-			merged, err := models.Clone(current)
-			if err != nil {
-				return err
-			}
-			merged = mergeInto(merged, changes)
-			var res any
-			if err := c.PatchTo(cmd.Context(), k.prefix, args[0], current, merged, &res); err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.fetch(func(c *client.Client, res *any) error {
+				var current map[string]any
+				if err := c.Get(cmd.Context(), k.prefix, args[0], &current); err != nil {
+					return err
+				}
+				merged, err := models.Clone(current)
+				if err != nil {
+					return err
+				}
+				return c.PatchTo(cmd.Context(), k.prefix, args[0], current, mergeInto(merged, changes), res)
+			})
 		},
 	}
 }
@@ -222,15 +201,9 @@ func (a *app) patchCmd(k objectKind) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("invalid JSON Patch: %w", err)
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			var res any
-			if err := c.Patch(cmd.Context(), k.prefix, args[0], p, &res); err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.fetch(func(c *client.Client, res *any) error {
+				return c.Patch(cmd.Context(), k.prefix, args[0], p, res)
+			})
 		},
 	}
 }
@@ -280,26 +253,18 @@ func (a *app) paramsCmd(k objectKind) *cobra.Command {
 		Short: fmt.Sprintf("Show a %s's params, or replace them all with the given object", k.singular),
 		Args:  rangeArgs("params <id> [json]", 1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			if len(args) == 2 {
 				params, err := a.decodeObjectArg(args[1], "")
 				if err != nil {
 					return err
 				}
-				res, err := c.SetParams(cmd.Context(), k.prefix, args[0], params)
-				if err != nil {
-					return err
-				}
-				return a.print(res)
+				return a.request(func(c *client.Client) (any, error) {
+					return c.SetParams(cmd.Context(), k.prefix, args[0], params)
+				})
 			}
-			res, err := c.GetParamsWith(cmd.Context(), k.prefix, args[0], pf.query())
-			if err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.request(func(c *client.Client) (any, error) {
+				return c.GetParamsWith(cmd.Context(), k.prefix, args[0], pf.query())
+			})
 		},
 	}
 	pf.add(cmd)
@@ -325,15 +290,9 @@ func (a *app) getParamCmd(k objectKind) *cobra.Command {
 			if err := keyword(args, 1, "param", use); err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			var res any
-			if err := c.GetParamWith(cmd.Context(), k.prefix, args[0], args[2], pf.query(), &res); err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.fetch(func(c *client.Client, res *any) error {
+				return c.GetParamWith(cmd.Context(), k.prefix, args[0], args[2], pf.query(), res)
+			})
 		},
 	}
 	pf.add(cmd)
@@ -357,16 +316,9 @@ func (a *app) setParamCmd(k objectKind) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			var res any
-			path := k.prefix + "/" + args[0] + "/params/" + args[2]
-			if err := c.Do(cmd.Context(), http.MethodPost, path, nil, parseValue(string(buf)), &res); err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.fetch(func(c *client.Client, res *any) error {
+				return c.Do(cmd.Context(), http.MethodPost, paramPath(k, args), nil, parseValue(string(buf)), res)
+			})
 		},
 	}
 }
@@ -381,18 +333,17 @@ func (a *app) removeParamCmd(k objectKind) *cobra.Command {
 			if err := keyword(args, 1, "param", use); err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			var res any
-			path := k.prefix + "/" + args[0] + "/params/" + args[2]
-			if err := c.Do(cmd.Context(), http.MethodDelete, path, nil, nil, &res); err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.fetch(func(c *client.Client, res *any) error {
+				return c.Do(cmd.Context(), http.MethodDelete, paramPath(k, args), nil, nil, res)
+			})
 		},
 	}
+}
+
+// paramPath is the path of one param in a "<verb> <id> param <key> ..."
+// command line.
+func paramPath(k objectKind, args []string) string {
+	return k.prefix + "/" + args[0] + "/params/" + args[2]
 }
 
 // exactArgs is cobra.ExactArgs with a drpcli-like message naming the usage.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/provisionhq/provision/client"
 	"github.com/spf13/cobra"
 )
 
@@ -47,15 +48,9 @@ func (a *app) providerUploadCmd() *cobra.Command {
 			if !st.Mode().IsRegular() {
 				return fmt.Errorf("%s is not a regular file", args[0])
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			res, err := c.UploadPluginProvider(cmd.Context(), name, f)
-			if err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.request(func(c *client.Client) (any, error) {
+				return c.UploadPluginProvider(cmd.Context(), name, f)
+			})
 		},
 	}
 }

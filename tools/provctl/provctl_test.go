@@ -261,6 +261,14 @@ func TestActionsCommands(t *testing.T) {
 		t.Fatalf("unknown action: %q", e)
 	}
 	c.fails("machines", "runaction", "Name:m1", "echo", "a", "1", "b")
+	res = nil
+	c.ok(&res, "machines", "action", "Name:m1", "echo", "--plugin", "p1")
+	if res["Command"] != "echo" {
+		t.Fatalf("machine action = %v", res)
+	}
+	if e := c.fails("machines", "action", "Name:m1", "explode"); !strings.Contains(e, "GET: machines/") {
+		t.Fatalf("unknown machine action: %q", e)
+	}
 	c.ok(&acts, "system", "actions")
 	if len(acts) != 1 || acts[0]["Model"] != "" {
 		t.Fatalf("system actions = %v", acts)

@@ -123,6 +123,31 @@ func (a *app) client() (*client.Client, error) {
 	return c, nil
 }
 
+// request runs one API call with the connection's client and prints what
+// it returns in the selected format: the tail every command that shows a
+// server answer shares.
+func (a *app) request(call func(c *client.Client) (any, error)) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	res, err := call(c)
+	if err != nil {
+		return err
+	}
+	return a.print(res)
+}
+
+// fetch is request for the client calls that decode the answer into an
+// out argument rather than return it.
+func (a *app) fetch(call func(c *client.Client, res *any) error) error {
+	return a.request(func(c *client.Client) (any, error) {
+		var res any
+		err := call(c, &res)
+		return res, err
+	})
+}
+
 func firstSet(vals ...string) string {
 	for _, v := range vals {
 		if v != "" {

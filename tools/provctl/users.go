@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/provisionhq/provision/client"
 	"github.com/spf13/cobra"
 )
 
@@ -29,15 +30,9 @@ func (a *app) userTokenCmd() *cobra.Command {
 			if ttl < 0 {
 				return errors.New("--ttl must not be negative")
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			res, err := c.UserToken(cmd.Context(), args[0], ttl)
-			if err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.request(func(c *client.Client) (any, error) {
+				return c.UserToken(cmd.Context(), args[0], ttl)
+			})
 		},
 	}
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "token lifetime, e.g. 1h (default: the server's)")
@@ -61,15 +56,9 @@ func (a *app) userPasswordCmd() *cobra.Command {
 			if pw == "" {
 				return errors.New("the password must not be empty")
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			res, err := c.SetPassword(cmd.Context(), args[0], pw)
-			if err != nil {
-				return err
-			}
-			return a.print(res)
+			return a.request(func(c *client.Client) (any, error) {
+				return c.SetPassword(cmd.Context(), args[0], pw)
+			})
 		},
 	}
 }
