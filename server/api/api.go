@@ -271,11 +271,12 @@ func WriteError(c *gin.Context, err error) {
 // Require checks that the caller may do action on scope/specific; when not,
 // it answers 403 and returns false.
 func Require(c *gin.Context, scope, action, specific string) bool {
-	if PrincipalOf(c).Allows(scope, action, specific) {
+	msg := PrincipalOf(c).Denial(scope, action, specific)
+	if msg == "" {
 		return true
 	}
 	WriteError(c, &models.Error{Model: scope, Key: specific, Type: "AUTH", Code: http.StatusForbidden,
-		Messages: []string{fmt.Sprintf("Forbidden: %s on %s", action, scope)}})
+		Messages: []string{msg}})
 	return false
 }
 
@@ -476,7 +477,9 @@ func (a *API) userToken(c *gin.Context) {
 	name := c.Param("name")
 	p := PrincipalOf(c)
 	// A user proving its password may mint its own tokens; a token holder
-	// needs the users:token right so a restricted token cannot widen itself.
+	// needs the users:token right, and MintUserToken keeps the new token
+	// within the caller's rights and lifetime so no token can widen
+	// itself. Process tokens (plugins, define) cannot mint at all.
 	if !(p.ViaPassword && p.Name == name) && !Require(c, "users", "token", name) {
 		return
 	}
@@ -511,7 +514,7 @@ func (a *API) userToken(c *gin.Context) {
 			return
 		}
 	}
-	tok, err := a.opts.Auth.MintUserToken(c.Request.Context(), name, claims, ttl)
+	tok, err := a.opts.Auth.MintUserToken(c.Request.Context(), p, name, claims, ttl)
 	if err != nil {
 		WriteError(c, err)
 		return

@@ -47,25 +47,64 @@ type Principal struct {
 	// Name is the user name or the principal a token was minted for.
 	Name string
 	// User is true when Name is a user (its roles also bound the rights).
+	// When false the caller holds a token minted for a process (a plugin
+	// instance's RS_TOKEN or a define token, see MintToken), which may
+	// never act on users nor mint tokens.
 	User bool
 	// ViaPassword is true when the request proved the user's password
 	// (Basic auth), as opposed to presenting a possibly restricted token.
 	ViaPassword bool
 	// Claims are the rights of the credentials.
 	Claims []models.Claim
+	// Expires is when the presented token expires (zero for passwords);
+	// tokens minted with it never outlive it.
+	Expires time.Time
 	// roleClaims are the user's current role rights (users only).
 	roleClaims []models.Claim
 }
 
 // Allows reports whether the principal may perform action on scope/specific.
 func (p *Principal) Allows(scope, action, specific string) bool {
+	return p.Denial(scope, action, specific) == ""
+}
+
+// Denial returns why the principal may not perform action on
+// scope/specific, as a message for a 403 answer, or "" when it may.
+func (p *Principal) Denial(scope, action, specific string) string {
+	if p == nil {
+		return "Forbidden: not authenticated"
+	}
+	if !p.User && scope == "users" && action != "get" && action != "list" {
+		// Process tokens carry broad claims (a plugin manages machines,
+		// profiles, params, its own object types...), but users are the
+		// root of every right: a plugin that could create users, change
+		// passwords or mint user tokens could keep superuser rights
+		// after its own token is revoked.
+		return fmt.Sprintf("Forbidden: %s on users: %s holds a token minted for a plugin or define, which cannot mint tokens or change users",
+			action, p.Name)
+	}
+	if !anyAllows(p.Claims, scope, action, specific) ||
+		(p.User && !anyAllows(p.roleClaims, scope, action, specific)) {
+		return fmt.Sprintf("Forbidden: %s on %s", action, scope)
+	}
+	return ""
+}
+
+// Covers reports whether the principal's credentials grant at least
+// everything c grants, so a token with claim c would not widen them.
+func (p *Principal) Covers(c models.Claim) bool {
 	if p == nil {
 		return false
 	}
-	if !anyAllows(p.Claims, scope, action, specific) {
+	in := func(cs []models.Claim) bool {
+		for _, o := range cs {
+			if claimContains(o, c) {
+				return true
+			}
+		}
 		return false
 	}
-	return !p.User || anyAllows(p.roleClaims, scope, action, specific)
+	return in(p.Claims) && (!p.User || in(p.roleClaims))
 }
 
 func anyAllows(cs []models.Claim, scope, action, specific string) bool {
@@ -246,9 +285,19 @@ func (a *Service) user(ctx context.Context, name string) (*models.User, error) {
 	return u, nil
 }
 
-// MintUserToken issues a token for user name. claims restricts it (nil:
-// all the user's role rights); each claim must be within the user's rights.
-func (a *Service) MintUserToken(ctx context.Context, name string, claims []models.Claim, ttl time.Duration) (string, error) {
+// MintUserToken issues a token for user name on behalf of caller. claims
+// restricts it (nil: all the user's role rights); each claim must be
+// within the user's rights and within the caller's own, so no credential
+// can be turned into a wider one. Process (non-user) callers cannot mint
+// tokens at all, and a token minted by a token holder expires no later
+// than the caller's token. caller nil is the server itself.
+func (a *Service) MintUserToken(ctx context.Context, caller *Principal, name string, claims []models.Claim, ttl time.Duration) (string, error) {
+	forbidden := func(msg string) error {
+		return &models.Error{Model: "users", Key: name, Type: "GET", Code: 403, Messages: []string{msg}}
+	}
+	if caller != nil && !caller.User {
+		return "", forbidden(fmt.Sprintf("Forbidden: token on users: %s holds a token minted for a plugin or define, which cannot mint tokens", caller.Name))
+	}
 	u, err := a.user(ctx, name)
 	if err != nil {
 		return "", err
@@ -269,21 +318,31 @@ func (a *Service) MintUserToken(ctx context.Context, name string, claims []model
 			}
 		}
 		if !ok {
-			return "", &models.Error{Model: "users", Key: name, Type: "GET", Code: 403,
-				Messages: []string{fmt.Sprintf("claim %s:%s:%s exceeds the user's rights", c.Scope, c.Action, c.Specific)}}
+			return "", forbidden(fmt.Sprintf("claim %s:%s:%s exceeds the user's rights", c.Scope, c.Action, c.Specific))
+		}
+		if caller != nil && !caller.Covers(c) {
+			return "", forbidden(fmt.Sprintf("claim %s:%s:%s exceeds the rights of the caller's own credentials; ask for a narrower token (scope, action, specific or roles)",
+				c.Scope, c.Action, c.Specific))
 		}
 	}
 	now := time.Now()
+	exp := now.Add(clampTTL(ttl))
+	if caller != nil && !caller.Expires.IsZero() && caller.Expires.Before(exp) {
+		exp = caller.Expires
+	}
 	return a.sign(&tokenClaims{
 		RegisteredClaims: jwt.RegisteredClaims{Subject: name, IssuedAt: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(clampTTL(ttl))), ID: randomID()},
+			ExpiresAt: jwt.NewNumericDate(exp), ID: randomID()},
 		Claims: claims, Kind: "user", Gen: secretGen(u.Name, u.Secret),
 	})
 }
 
 // MintToken issues a token for a non-user principal (e.g. a plugin
 // instance) with exactly claims. It stays valid until ttl passes, revoke is
-// called, or the server process ends, whichever comes first.
+// called, or the server process ends, whichever comes first. Whatever its
+// claims, such a token can never mint tokens nor create, change or delete
+// users (see Principal.Denial): a process cannot launder its token into a
+// user token that would outlive the revocation.
 func (a *Service) MintToken(ctx context.Context, principal string, claims []models.Claim, ttl time.Duration) (string, func(), error) {
 	if principal == "" {
 		return "", nil, errors.New("mint token: empty principal")
@@ -344,7 +403,7 @@ func (a *Service) VerifyToken(ctx context.Context, tok string) (*Principal, *mod
 		if !ok {
 			return nil, unauthorized("Token revoked")
 		}
-		return &Principal{Name: c.Subject, Claims: c.Claims}, nil
+		return &Principal{Name: c.Subject, Claims: c.Claims, Expires: c.ExpiresAt.Time}, nil
 	case "user":
 		var gen string
 		var rc []models.Claim
@@ -364,7 +423,7 @@ func (a *Service) VerifyToken(ctx context.Context, tok string) (*Principal, *mod
 		if rerr != nil {
 			return nil, unauthorized("User has invalid roles")
 		}
-		return &Principal{Name: c.Subject, User: true, Claims: c.Claims, roleClaims: rc}, nil
+		return &Principal{Name: c.Subject, User: true, Claims: c.Claims, Expires: c.ExpiresAt.Time, roleClaims: rc}, nil
 	}
 	return nil, unauthorized("Invalid token")
 }

@@ -27,6 +27,25 @@ import (
 // (sun_path is 108 bytes including the terminating NUL).
 const maxSocketPath = 107
 
+// pluginTokenTTL is the JWT expiry of an instance's RS_TOKEN.
+//
+// Lifetime: the token lives as long as the process it was minted for. It
+// is revoked when the process stops, crashes or is replaced (the host
+// mints a new one per start), and revocations live in the server's
+// memory, so it also dies with provisiond. DRP plugins read RS_TOKEN once
+// and cannot renew it, so the JWT expiry is only a backstop and is as
+// long as DRP's (≈114 years).
+//
+// Scope: claims *:*:* (as DRP), because plugins legitimately manage
+// machines, profiles, params, plugins and their own StoreObjects types
+// (CRUD and params), post events, watch the websocket, read info and run
+// actions, and object types appear at run time. What no process token
+// may do, whatever its claims, is enforced by server/auth: mint tokens
+// (GET /users/<name>/token) or create, update, delete or set the
+// password of users, so a plugin cannot turn its token into a user token
+// that survives its revocation.
+const pluginTokenTTL = 1000000 * time.Hour
+
 // maxReplyBody bounds what the host reads from one plugin reply.
 const maxReplyBody = 64 << 20
 
@@ -150,10 +169,9 @@ func (p *process) launch(ctx context.Context) error {
 	p.client = &http.Client{Transport: p.tr}
 
 	// A fresh token per process start, principal = the plugin name as in
-	// DRP, revoked when the process stops so a stopped plugin's token
-	// stops working.
+	// DRP; see pluginTokenTTL for its scope and lifetime.
 	token, revoke, err := h.deps.Tokens.MintToken(ctx, p.name,
-		[]models.Claim{{Scope: "*", Action: "*", Specific: "*"}}, 100*365*24*time.Hour)
+		[]models.Claim{{Scope: "*", Action: "*", Specific: "*"}}, pluginTokenTTL)
 	if err != nil {
 		return fmt.Errorf("mint plugin token: %w", err)
 	}

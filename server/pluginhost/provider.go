@@ -118,7 +118,9 @@ func (h *Host) runTool(ctx context.Context, path string, args ...string) (stdout
 	base := filepath.Base(path)
 	// define gets a short-lived read-only token (DRP: claim *,get,*), so
 	// a Validator can check licences etc. without being able to change
-	// anything.
+	// anything: it expires a minute after the define time limit, is
+	// revoked as soon as define returns, and like every process token it
+	// can never mint tokens or change users (server/auth).
 	token, revoke, err := h.deps.Tokens.MintToken(ctx, "plugin-provider:"+base,
 		[]models.Claim{{Scope: "*", Action: "get", Specific: "*"}}, h.cfg.DefineTimeout+time.Minute)
 	if err != nil {

@@ -12,20 +12,24 @@ import (
 	"testing"
 )
 
-// Variants maps a variant name to the -ldflags that select its behaviour
-// (see testdata/fakeplugin).
-var Variants = map[string]string{
-	"fake":       "-X main.mode=good -X main.version=v1 -X main.name=fake",
-	"fake-v2":    "-X main.mode=good -X main.version=v2 -X main.name=fake",
-	"noready":    "-X main.mode=noready -X main.name=noready",
-	"failready":  "-X main.mode=failready -X main.name=failready",
-	"garbage":    "-X main.mode=garbage -X main.name=garbage",
-	"badversion": "-X main.mode=badversion -X main.name=badversion",
-	"needparam":  "-X main.mode=needparam -X main.name=needparam",
-	"stubborn":   "-X main.mode=stubborn -X main.name=stubborn",
-	// badcontent variants: a new provider, and a broken upgrade of fake.
-	"badcontent":      "-X main.mode=badcontent -X main.name=badcontent",
-	"fake-badcontent": "-X main.mode=badcontent -X main.version=v3 -X main.name=fake",
+// variants maps a variant name to the -ldflags that select its behaviour
+// (see testdata/fakeplugin); a fresh map on every call.
+func variants() map[string]string {
+	return map[string]string{
+		"fake":       "-X main.mode=good -X main.version=v1 -X main.name=fake",
+		"fake-v2":    "-X main.mode=good -X main.version=v2 -X main.name=fake",
+		"noready":    "-X main.mode=noready -X main.name=noready",
+		"failready":  "-X main.mode=failready -X main.name=failready",
+		"garbage":    "-X main.mode=garbage -X main.name=garbage",
+		"badversion": "-X main.mode=badversion -X main.name=badversion",
+		"needparam":  "-X main.mode=needparam -X main.name=needparam",
+		"stubborn":   "-X main.mode=stubborn -X main.name=stubborn",
+		// badcontent variants: a new provider, and a broken upgrade of fake.
+		"badcontent":      "-X main.mode=badcontent -X main.name=badcontent",
+		"fake-badcontent": "-X main.mode=badcontent -X main.version=v3 -X main.name=fake",
+		"probe":           "-X main.mode=probe -X main.name=probe",
+		"hangdefine":      "-X main.mode=hangdefine -X main.name=hangdefine",
+	}
 }
 
 var (
@@ -37,7 +41,7 @@ var (
 // Path returns the built binary of variant.
 func Path(t testing.TB, variant string) string {
 	t.Helper()
-	if _, ok := Variants[variant]; !ok {
+	if _, ok := variants()[variant]; !ok {
 		t.Fatalf("testplugins: unknown variant %q", variant)
 	}
 	once.Do(func() {
@@ -47,7 +51,7 @@ func Path(t testing.TB, variant string) string {
 		if errBld != nil {
 			return
 		}
-		for name, flags := range Variants {
+		for name, flags := range variants() {
 			cmd := exec.Command("go", "build", "-ldflags", flags, "-o", filepath.Join(dir, name), ".")
 			cmd.Dir = src
 			if out, err := cmd.CombinedOutput(); err != nil {

@@ -11,6 +11,13 @@
 //	stubborn  like good, but ignores /stop and SIGTERM
 //	badcontent like good, but its content changes bertie's Size to 5 and
 //	          ends with a profile the server rejects (content rollback)
+//	probe     like good, but define calls the API with its RS_TOKEN and
+//	          reports the answers (and the token) as JSON in Documentation
+//	hangdefine define never finishes
+//
+// In every mode the config param fake/fail-config makes /config fail:
+// true answers 400, a number answers with that code (403: DRP's licence
+// denial).
 package main
 
 import (
@@ -86,11 +93,42 @@ type action struct {
 	OptionalParams []string
 }
 
+// probeAPI calls the API with the define token and returns the status of
+// each call (0 when the call failed) plus the token itself.
+func probeAPI() map[string]any {
+	out := map[string]any{"token": os.Getenv("RS_TOKEN")}
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	call := func(method, path, body string) int {
+		req, err := http.NewRequest(method, os.Getenv("RS_ENDPOINT")+path, strings.NewReader(body))
+		if err != nil {
+			return 0
+		}
+		req.Header.Set("Authorization", "Bearer "+os.Getenv("RS_TOKEN"))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := cl.Do(req)
+		if err != nil {
+			return 0
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	out["info"] = call("GET", "/api/v3/info", "")
+	out["getGlobal"] = call("GET", "/api/v3/profiles/global", "")
+	out["createMachine"] = call("POST", "/api/v3/machines", `{"Name":"probe-made"}`)
+	out["setGlobalParam"] = call("POST", "/api/v3/profiles/global/params/probe", `"x"`)
+	out["mintToken"] = call("GET", "/api/v3/users/rocketskates/token", "")
+	out["createUser"] = call("POST", "/api/v3/users", `{"Name":"probeuser"}`)
+	return out
+}
+
 func define() {
 	switch mode {
 	case "garbage":
 		fmt.Println("this is not json {")
 		return
+	case "hangdefine":
+		select {}
 	}
 	pv := 4
 	if mode == "badversion" {
@@ -130,6 +168,10 @@ func define() {
 	def["Content"] = strings.NewReplacer("KIND", kind(), "PFX/", name+"/", "SIZE", size, "NAME", name).Replace(body)
 	if mode == "needparam" {
 		def["RequiredParams"] = []string{"fake/token"}
+	}
+	if mode == "probe" {
+		doc, _ := json.Marshal(probeAPI())
+		def["Documentation"] = string(doc)
 	}
 	buf, _ := json.MarshalIndent(def, "", "  ")
 	os.Stdout.Write(append(buf, '\n'))
@@ -189,10 +231,19 @@ func (p *plugin) handle(w http.ResponseWriter, r *http.Request) {
 	case "/api-plugin/v4/config":
 		var params map[string]any
 		json.Unmarshal(body, &params)
-		if params["fake/fail-config"] == true {
+		code := 0
+		switch v := params["fake/fail-config"].(type) {
+		case bool:
+			if v {
+				code = 400
+			}
+		case float64:
+			code = int(v)
+		}
+		if code != 0 {
 			// DRP's library double-encodes config errors.
-			inner, _ := json.Marshal(drpErr(400, "config rejected: fake/fail-config is set"))
-			reply(w, 400, map[string]any{"Model": "", "Key": "", "Type": "", "Messages": []string{string(inner)}, "Code": 400})
+			inner, _ := json.Marshal(drpErr(code, "config rejected: fake/fail-config is set"))
+			reply(w, code, map[string]any{"Model": "", "Key": "", "Type": "", "Messages": []string{string(inner)}, "Code": code})
 			return
 		}
 		p.mu.Lock()
