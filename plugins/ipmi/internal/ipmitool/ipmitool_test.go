@@ -15,6 +15,7 @@ import (
 
 	"github.com/provisionhq/provision/plugins/ipmi/internal/bmc"
 	"github.com/provisionhq/provision/plugins/ipmi/internal/bmcsim"
+	"github.com/provisionhq/provision/plugins/ipmi/internal/ipmitest"
 )
 
 // requireIPMItool fails (not skips) when ipmitool is missing: ./build.sh
@@ -28,36 +29,17 @@ func requireIPMItool(t *testing.T) string {
 	return p
 }
 
-func startSim(t *testing.T, opts bmcsim.Options) *bmcsim.BMC {
-	t.Helper()
-	s, err := bmcsim.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
-func target(s *bmcsim.BMC) bmc.Target {
-	return bmc.Target{Address: s.Host, Port: s.Port, Username: "ADMIN", Password: "ADMIN"}
-}
-
+// do is the shared ipmitest.Do with room for ipmitool's process start.
 func do(t *testing.T, d *Driver, req *bmc.Request) any {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := d.Do(ctx, req)
-	if err != nil {
-		t.Fatalf("%s: %v", req.Command, err)
-	}
-	return out
+	return ipmitest.Do(t, d, req, 30*time.Second)
 }
 
 func TestPower(t *testing.T) {
 	requireIPMItool(t)
-	s := startSim(t, bmcsim.Options{})
+	s := ipmitest.StartBMC(t, bmcsim.Options{})
 	d := New(Options{})
-	tg := target(s)
+	tg := ipmitest.Target(s)
 	if got := do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: tg}); got != (bmc.PowerState{Power: "off", Raw: "Chassis Power is off"}) {
 		t.Fatalf("powerstatus = %#v", got)
 	}
@@ -87,60 +69,17 @@ func TestPower(t *testing.T) {
 
 func TestBootDevice(t *testing.T) {
 	requireIPMItool(t)
-	s := startSim(t, bmcsim.Options{})
-	d := New(Options{})
-	tg := target(s)
-	cases := []struct {
-		cmd, bios       string
-		dev             types.BootDeviceSelector
-		persistent, efi bool
-	}{
-		{bmc.NextBootPXE, "legacy", types.BootDeviceSelectorForcePXE, false, false},
-		{bmc.NextBootPXE, "uefi", types.BootDeviceSelectorForcePXE, false, true},
-		{bmc.NextBootDisk, "legacy", types.BootDeviceSelectorForceHardDrive, false, false},
-		{bmc.NextBootDisk, "uefi", types.BootDeviceSelectorForceHardDrive, false, true},
-		{bmc.NextBootCD, "legacy", types.BootDeviceSelectorForceCDROM, false, false},
-		{bmc.ForceBootPXE, "legacy", types.BootDeviceSelectorForcePXE, true, false},
-		{bmc.ForceBootPXE, "uefi", types.BootDeviceSelectorForcePXE, true, true},
-		{bmc.ForceBootDisk, "legacy", types.BootDeviceSelectorForceHardDrive, true, false},
-		{bmc.ForceBootDisk, "uefi", types.BootDeviceSelectorForceHardDrive, true, true},
-	}
-	for _, c := range cases {
-		t.Run(c.cmd+"-"+c.bios, func(t *testing.T) {
-			s.Chassis.Reset()
-			do(t, d, &bmc.Request{Command: c.cmd, Target: tg, BIOSMode: c.bios})
-			f, ok := s.Chassis.BootFlags()
-			if !ok {
-				t.Fatal("no boot flags written")
-			}
-			want := bmcsim.BootFlags{Valid: true, Persistent: c.persistent, EFI: c.efi, Device: c.dev}
-			if f != want {
-				t.Fatalf("boot flags = %+v, want %+v", f, want)
-			}
-		})
-	}
+	ipmitest.RunBootCases(t, ipmitest.StartBMC(t, bmcsim.Options{}), New(Options{}), 30*time.Second)
 }
 
 func TestIdentify(t *testing.T) {
 	requireIPMItool(t)
-	s := startSim(t, bmcsim.Options{})
-	d := New(Options{})
-	for _, c := range []struct {
-		secs, want int
-		force      bool
-	}{{30, 30, false}, {0, 0, true}, {-3, 0, true}, {600, 255, false}} {
-		s.Chassis.Reset()
-		do(t, d, &bmc.Request{Command: bmc.Identify, Target: target(s), IdentifySeconds: c.secs})
-		id, ok := s.Chassis.LastIdentify()
-		if !ok || id.Force != c.force || (!c.force && id.Seconds != c.want) {
-			t.Fatalf("identify %d: BMC saw %+v (ok=%v)", c.secs, id, ok)
-		}
-	}
+	ipmitest.RunIdentifyCases(t, ipmitest.StartBMC(t, bmcsim.Options{}), New(Options{}), 30*time.Second)
 }
 
 func TestErrors(t *testing.T) {
 	requireIPMItool(t)
-	s := startSim(t, bmcsim.Options{PoweredOn: true})
+	s := ipmitest.StartBMC(t, bmcsim.Options{PoweredOn: true})
 	d := New(Options{Timeout: time.Second, Retries: 1})
 	ctx := context.Background()
 
@@ -158,7 +97,7 @@ func TestErrors(t *testing.T) {
 	}
 
 	s.FailWith(types.CommandChassisControl, types.CompletionCode(0xC0))
-	_, err := d.Do(ctx, &bmc.Request{Command: bmc.PowerOff, Target: target(s)})
+	_, err := d.Do(ctx, &bmc.Request{Command: bmc.PowerOff, Target: ipmitest.Target(s)})
 	if err == nil || err.Code != 502 || !strings.Contains(err.Error(), "Node busy") {
 		t.Fatalf("want 502 with the completion code text, got %v", err)
 	}
@@ -192,7 +131,7 @@ func TestErrors(t *testing.T) {
 // records the argv and environment it was started with.
 func TestPasswordNeverOnArgv(t *testing.T) {
 	real := requireIPMItool(t)
-	s := startSim(t, bmcsim.Options{Password: "s3cr3t-pw"})
+	s := ipmitest.StartBMC(t, bmcsim.Options{Password: "s3cr3t-pw"})
 	dir := t.TempDir()
 	wrapper := filepath.Join(dir, "ipmitool")
 	script := "#!/bin/sh\nprintf '%s\\n' \"$@\" > " + filepath.Join(dir, "argv") + "\nprintf '%s' \"$IPMI_PASSWORD\" > " + filepath.Join(dir, "env") + "\nexec " + real + " \"$@\"\n"

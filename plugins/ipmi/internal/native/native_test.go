@@ -11,17 +11,8 @@ import (
 
 	"github.com/provisionhq/provision/plugins/ipmi/internal/bmc"
 	"github.com/provisionhq/provision/plugins/ipmi/internal/bmcsim"
+	"github.com/provisionhq/provision/plugins/ipmi/internal/ipmitest"
 )
-
-func startSim(t *testing.T, opts bmcsim.Options) *bmcsim.BMC {
-	t.Helper()
-	s, err := bmcsim.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
 
 func newDriver(t *testing.T, opts Options) *Driver {
 	t.Helper()
@@ -30,25 +21,16 @@ func newDriver(t *testing.T, opts Options) *Driver {
 	return d
 }
 
-func target(s *bmcsim.BMC) bmc.Target {
-	return bmc.Target{Address: s.Host, Port: s.Port, Username: "ADMIN", Password: "ADMIN"}
-}
-
+// do is the shared ipmitest.Do with this driver's per-action bound.
 func do(t *testing.T, d *Driver, req *bmc.Request) any {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := d.Do(ctx, req)
-	if err != nil {
-		t.Fatalf("%s: %v", req.Command, err)
-	}
-	return out
+	return ipmitest.Do(t, d, req, 20*time.Second)
 }
 
 func TestPower(t *testing.T) {
-	s := startSim(t, bmcsim.Options{})
+	s := ipmitest.StartBMC(t, bmcsim.Options{})
 	d := newDriver(t, Options{})
-	tg := target(s)
+	tg := ipmitest.Target(s)
 
 	if got := do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: tg}); got != (bmc.PowerState{Power: "off", Raw: "Chassis Power is off"}) {
 		t.Fatalf("powerstatus = %#v", got)
@@ -85,78 +67,17 @@ func TestPower(t *testing.T) {
 }
 
 func TestBootDevice(t *testing.T) {
-	s := startSim(t, bmcsim.Options{})
-	d := newDriver(t, Options{})
-	tg := target(s)
-	cases := []struct {
-		cmd, bios       string
-		dev             types.BootDeviceSelector
-		persistent, efi bool
-	}{
-		{bmc.NextBootPXE, "legacy", types.BootDeviceSelectorForcePXE, false, false},
-		{bmc.NextBootPXE, "uefi", types.BootDeviceSelectorForcePXE, false, true},
-		{bmc.NextBootDisk, "legacy", types.BootDeviceSelectorForceHardDrive, false, false},
-		{bmc.NextBootDisk, "uefi", types.BootDeviceSelectorForceHardDrive, false, true},
-		{bmc.NextBootCD, "uefi", types.BootDeviceSelectorForceCDROM, false, true},
-		{bmc.ForceBootPXE, "legacy", types.BootDeviceSelectorForcePXE, true, false},
-		{bmc.ForceBootPXE, "uefi", types.BootDeviceSelectorForcePXE, true, true},
-		{bmc.ForceBootDisk, "legacy", types.BootDeviceSelectorForceHardDrive, true, false},
-		{bmc.ForceBootDisk, "uefi", types.BootDeviceSelectorForceHardDrive, true, true},
-	}
-	for _, c := range cases {
-		t.Run(c.cmd+"-"+c.bios, func(t *testing.T) {
-			s.Chassis.Reset()
-			do(t, d, &bmc.Request{Command: c.cmd, Target: tg, BIOSMode: c.bios})
-			f, ok := s.Chassis.BootFlags()
-			if !ok {
-				t.Fatal("no boot flags written")
-			}
-			want := bmcsim.BootFlags{Valid: true, Persistent: c.persistent, EFI: c.efi, Device: c.dev}
-			if f != want {
-				t.Fatalf("boot flags = %+v, want %+v", f, want)
-			}
-			b, ok := s.Chassis.ValidBitClear()
-			if !ok {
-				t.Fatal("valid bit clearing (param 3) not written")
-			}
-			var p types.BootOptionParam_BMCBootFlagValidBitClear
-			if err := p.Unpack([]byte{b}); err != nil {
-				t.Fatal(err)
-			}
-			if !p.DontClearOnPowerUpPushButtonOrWakeEvent || !p.DontClearOnResetPushButtonOrSoftReset ||
-				!p.DontClearOnWatchdogTimeout || !p.DontClearOnCommandReceivedTimeout || p.DontClearOnResetPEFOrPowerCyclePEF {
-				t.Fatalf("valid bit clearing = %+v", p)
-			}
-		})
-	}
+	ipmitest.RunBootCases(t, ipmitest.StartBMC(t, bmcsim.Options{}), newDriver(t, Options{}), 20*time.Second, ipmitest.CheckStickyValidBitClear)
 }
 
 func TestIdentify(t *testing.T) {
-	s := startSim(t, bmcsim.Options{})
-	d := newDriver(t, Options{})
-	tg := target(s)
-	cases := []struct {
-		secs      int
-		wantSecs  int
-		wantForce bool
-	}{{30, 30, false}, {0, 0, true}, {-1, 0, true}, {1000, 255, false}}
-	for _, c := range cases {
-		s.Chassis.Reset()
-		do(t, d, &bmc.Request{Command: bmc.Identify, Target: tg, IdentifySeconds: c.secs})
-		id, ok := s.Chassis.LastIdentify()
-		if !ok {
-			t.Fatalf("identify %d: no request reached the BMC", c.secs)
-		}
-		if id.Force != c.wantForce || (!c.wantForce && id.Seconds != c.wantSecs) {
-			t.Fatalf("identify %d: BMC saw %+v", c.secs, id)
-		}
-	}
+	ipmitest.RunIdentifyCases(t, ipmitest.StartBMC(t, bmcsim.Options{}), newDriver(t, Options{}), 20*time.Second)
 }
 
 func TestLAN15(t *testing.T) {
-	s := startSim(t, bmcsim.Options{PoweredOn: true})
+	s := ipmitest.StartBMC(t, bmcsim.Options{PoweredOn: true})
 	d := newDriver(t, Options{})
-	tg := target(s)
+	tg := ipmitest.Target(s)
 	tg.LAN15 = true
 	if got := do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: tg}).(bmc.PowerState); got.Power != "on" {
 		t.Fatalf("powerstatus over v1.5 = %#v", got)
@@ -168,7 +89,7 @@ func TestLAN15(t *testing.T) {
 }
 
 func TestWrongCredentials(t *testing.T) {
-	s := startSim(t, bmcsim.Options{PoweredOn: true})
+	s := ipmitest.StartBMC(t, bmcsim.Options{PoweredOn: true})
 	d := newDriver(t, Options{Timeout: 500 * time.Millisecond, Retries: 1})
 	for _, tg := range []bmc.Target{
 		{Address: s.Host, Port: s.Port, Username: "ADMIN", Password: "wrong"},
@@ -231,9 +152,9 @@ func TestUnreachable(t *testing.T) {
 }
 
 func TestCompletionCodeError(t *testing.T) {
-	s := startSim(t, bmcsim.Options{})
+	s := ipmitest.StartBMC(t, bmcsim.Options{})
 	d := newDriver(t, Options{})
-	tg := target(s)
+	tg := ipmitest.Target(s)
 	s.FailWith(types.CommandChassisControl, types.CompletionCode(0xC0)) // node busy
 	_, err := d.Do(context.Background(), &bmc.Request{Command: bmc.PowerOn, Target: tg})
 	if err == nil || err.Code != 502 || !strings.Contains(err.Error(), "0xc0") {
@@ -254,9 +175,9 @@ func TestCompletionCodeError(t *testing.T) {
 }
 
 func TestIdleSessionClosed(t *testing.T) {
-	s := startSim(t, bmcsim.Options{})
+	s := ipmitest.StartBMC(t, bmcsim.Options{})
 	d := newDriver(t, Options{IdleTTL: 50 * time.Millisecond})
-	do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: target(s)})
+	do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: ipmitest.Target(s)})
 	deadline := time.Now().Add(10 * time.Second)
 	for d.OpenSessions() != 0 || s.Sessions() != 0 {
 		if time.Now().After(deadline) {
@@ -265,7 +186,7 @@ func TestIdleSessionClosed(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// A new call opens a new session.
-	do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: target(s)})
+	do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: ipmitest.Target(s)})
 	if n := s.Count(types.CommandGetChannelAuthCapabilities); n != 2 {
 		t.Fatalf("handshakes = %d, want 2", n)
 	}
