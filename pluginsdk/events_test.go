@@ -183,11 +183,5 @@ func TestEventStreamReconnects(t *testing.T) {
 
 func waitCount(t *testing.T, w *watcher, key string) {
 	t.Helper()
-	deadline := time.Now().Add(plugintest.DefaultWait)
-	for w.count(key) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("event %s not delivered", key)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	plugintest.Eventually(t, plugintest.DefaultWait, "event "+key+" to be delivered", func() bool { return w.count(key) > 0 })
 }

@@ -37,16 +37,6 @@ var drpParams = []string{"ipmi/address", "ipmi/address-v4", "ipmi/address-v6", "
 	"ipmi/port-ipmitool", "ipmi/port-lpar", "ipmi/port-racadm", "ipmi/port-redfish", "ipmi/prefer-v6", "ipmi/service-user",
 	"ipmi/skip-status-validation", "ipmi/username", "ipmi/virtual-media-boot", "ipmi/virtual-media-url"}
 
-func schemaOf(t *testing.T, c *models.Content, name string) map[string]any {
-	t.Helper()
-	p, ok := c.Sections["params"][name].(map[string]any)
-	if !ok {
-		t.Fatalf("param %s missing from the content pack", name)
-	}
-	s, _ := p["Schema"].(map[string]any)
-	return s
-}
-
 // TestDefine runs the built binary's define, as the host does.
 func TestDefine(t *testing.T) {
 	def := plugintest.FromPackage(t, ".").Define(t)
@@ -68,7 +58,7 @@ func TestDefine(t *testing.T) {
 		t.Fatalf("content meta %+v", c.Meta)
 	}
 	for _, name := range drpParams {
-		if schemaOf(t, c, name)["type"] == nil {
+		if plugintest.ParamSchema(t, c, name)["type"] == nil {
 			t.Fatalf("%s has no schema type", name)
 		}
 	}
@@ -88,11 +78,11 @@ func TestDefine(t *testing.T) {
 	defaults := map[string]any{"ipmi/mode": "native", "ipmi/port-ipmitool": 0, "ipmi/port-racadm": 0, "ipmi/port-redfish": 443,
 		"ipmi/port-lpar": 12443, "ipmi/identify-duration": 60, "detected-bios-mode": "legacy", "ipmi/configure/ip-mode": "dhcp"}
 	for name, want := range defaults {
-		if got := schemaOf(t, c, name)["default"]; fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := plugintest.ParamSchema(t, c, name)["default"]; fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("%s default = %v, want %v", name, got, want)
 		}
 	}
-	if enum := schemaOf(t, c, "ipmi/mode")["enum"].([]any); !slices.Contains(enum, any("racadmn")) || !slices.Contains(enum, any("ipmitool")) {
+	if enum := plugintest.ParamSchema(t, c, "ipmi/mode")["enum"].([]any); !slices.Contains(enum, any("racadmn")) || !slices.Contains(enum, any("ipmitool")) {
 		t.Fatalf("ipmi/mode enum %v", enum)
 	}
 	for _, kind := range []string{"stages", "tasks", "templates"} {

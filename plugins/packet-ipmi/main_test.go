@@ -46,16 +46,6 @@ func pack(t *testing.T) *models.Content {
 	return c
 }
 
-func schemaOf(t *testing.T, c *models.Content, name string) map[string]any {
-	t.Helper()
-	p, ok := c.Sections["params"][name].(map[string]any)
-	if !ok {
-		t.Fatalf("param %s missing from the content pack", name)
-	}
-	s, _ := p["Schema"].(map[string]any)
-	return s
-}
-
 // TestDefine runs the built binary's define, as the host does.
 func TestDefine(t *testing.T) {
 	def := plugintest.FromPackage(t, ".").Define(t)
@@ -71,7 +61,7 @@ func TestDefine(t *testing.T) {
 	}
 	for _, name := range append(drpParams, "packet/api-url", "packet/delete-missing", "packet/poll-interval",
 		"packet/create-timeout", "packet/api-timeout", "packet/metadata-url") {
-		if schemaOf(t, c, name)["type"] == nil {
+		if plugintest.ParamSchema(t, c, name)["type"] == nil {
 			t.Fatalf("%s has no schema type", name)
 		}
 	}
@@ -79,7 +69,7 @@ func TestDefine(t *testing.T) {
 		"packet/api-url": "https://api.equinix.com/metal/v1", "packet/delete-missing": false, "packet/poll-interval": 5,
 		"packet/create-timeout": 900}
 	for name, want := range defaults {
-		if got := schemaOf(t, c, name)["default"]; fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := plugintest.ParamSchema(t, c, name)["default"]; fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("%s default = %v, want %v", name, got, want)
 		}
 	}
@@ -150,18 +140,6 @@ func startServer(t *testing.T) (*servertest.Server, *client.Client, map[string]s
 	return ts, c, map[string]string{"RS_ENDPOINT": ts.URL, "RS_TOKEN": tok.Token}
 }
 
-// waitFor polls cond every few milliseconds until it holds or 20s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func addDevice(f *metalfake.Server) {
 	f.AddDevice(metalfake.Device{ID: device, Hostname: "web1", State: "active", Plan: "c3.small.x86", Facility: "da11",
 		ProjectID: project, OperatingSystem: "custom_ipxe", BillingCycle: "hourly", Powered: true,
@@ -222,7 +200,7 @@ func TestUnderTheSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	var id string
-	waitFor(t, "the machine's device to be ready and recorded", func() bool {
+	plugintest.Eventually(t, 20*time.Second, "the machine's device to be ready and recorded", func() bool {
 		got := &models.Machine{}
 		if err := c.Get(ctx, "machines", m.UUID(), got); err != nil {
 			t.Fatal(err)
@@ -237,7 +215,7 @@ func TestUnderTheSDK(t *testing.T) {
 	if err := c.Delete(ctx, "machines", m.UUID(), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the device of the deleted machine to be deleted", func() bool { d, _ := mf.Device(id); return d.Deleted })
+	plugintest.Eventually(t, 20*time.Second, "the device of the deleted machine to be deleted", func() bool { d, _ := mf.Device(id); return d.Deleted })
 
 	if r := pl.Stop(t); r.Status != 200 {
 		t.Fatalf("stop: %d %s", r.Status, r.Body)

@@ -34,17 +34,6 @@ func TestDefine(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestThroughSDK drives the provider through the SDK's listen/config/
 // action/stop protocol: Config subscribes the slack/events filters on the
 // API's websocket, a matching event pushed by the API ends up at the
@@ -67,14 +56,14 @@ func TestThroughSDK(t *testing.T) {
 	}
 	created := models.Event{Type: "machines", Action: "create", Key: "3e7031fe-3062-45f1-835c-92541bc9cbd3",
 		Principal: "user:rocketskates", Object: map[string]any{"Name": "node-1"}}
-	waitFor(t, "the plugin's subscription", func() bool { return api.Subscribers(&created) == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the plugin's subscription", func() bool { return api.Subscribers(&created) == 1 })
 	if n := api.Subscribers(&models.Event{Type: "machines", Action: "update", Key: "x"}); n != 0 {
 		t.Fatalf("subscribed to updates too (%d)", n)
 	}
 	if n := api.Publish(created); n != 1 {
 		t.Fatalf("event reached %d streams", n)
 	}
-	waitFor(t, "the webhook post", func() bool { return len(wh.Texts()) == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the webhook post", func() bool { return len(wh.Texts()) == 1 })
 	if got := wh.Texts()[0]; got != "*machines create* 3e7031fe-3062-45f1-835c-92541bc9cbd3 (node-1) by user:rocketskates" {
 		t.Fatalf("posted %q", got)
 	}

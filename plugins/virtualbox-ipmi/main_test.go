@@ -74,17 +74,6 @@ func vmFile(state, id, f string) string {
 	return strings.TrimSpace(string(b))
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestThroughSDK: config over the socket protocol, a machine create event
 // from the API's websocket builds and starts the VM and records it on the
 // machine, power actions work on it, and the delete event destroys it.
@@ -104,13 +93,13 @@ func TestThroughSDK(t *testing.T) {
 
 	m := api.AddMachine(t, &models.Machine{Name: "node1", Params: map[string]any{"machine-plugin": "vb"}})
 	ev := models.Event{Type: "machines", Action: "create", Key: m.UUID(), Object: m}
-	waitFor(t, "the plugin's subscription", func() bool { return api.Subscribers(&ev) == 1 })
+	plugintest.Eventually(t, 20*time.Second, "the plugin's subscription", func() bool { return api.Subscribers(&ev) == 1 })
 	if api.Publish(ev) != 1 {
 		t.Fatal("event not delivered")
 	}
-	waitFor(t, "the VM to run", func() bool { return vmFile(state, m.UUID(), "state") == "running" })
+	plugintest.Eventually(t, 20*time.Second, "the VM to run", func() bool { return vmFile(state, m.UUID(), "state") == "running" })
 	var saved *models.Machine
-	waitFor(t, "virtualbox/id on the machine", func() bool {
+	plugintest.Eventually(t, 20*time.Second, "virtualbox/id on the machine", func() bool {
 		saved = api.Machines(t)["node1"]
 		return saved.Params["virtualbox/id"] == strings.ToUpper(m.UUID())
 	})
@@ -140,7 +129,7 @@ func TestThroughSDK(t *testing.T) {
 	if api.Publish(del) != 1 {
 		t.Fatal("delete event not delivered")
 	}
-	waitFor(t, "the VM to be destroyed", func() bool {
+	plugintest.Eventually(t, 20*time.Second, "the VM to be destroyed", func() bool {
 		_, err := os.Stat(filepath.Join(state, "vms", id))
 		return os.IsNotExist(err)
 	})

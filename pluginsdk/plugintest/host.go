@@ -189,24 +189,48 @@ func orDefault(d time.Duration) time.Duration {
 	return d
 }
 
-// waitFor polls get every few milliseconds until an element matches or
-// the deadline passes.
-func waitFor[T any](timeout time.Duration, get func() []T, match func(T) bool) (T, bool) {
+// pollInterval is how often the Wait* helpers and Eventually look again.
+const pollInterval = 5 * time.Millisecond
+
+// poll checks cond every pollInterval until it holds (true) or timeout
+// (DefaultWait when 0) passes (false). It is the one deadline loop the
+// waiting helpers share.
+func poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(orDefault(timeout))
-	tick := time.NewTicker(5 * time.Millisecond)
+	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
-	for {
-		for _, v := range get() {
-			if match(v) {
-				return v, true
-			}
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
-			var zero T
-			return zero, false
+			return false
 		}
 		<-tick.C
 	}
+	return true
+}
+
+// Eventually polls cond until it holds, failing the test with "timed out
+// waiting for <what>" after timeout (DefaultWait when 0): the way tests
+// wait for state that changes asynchronously, instead of sleeping.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(timeout, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// waitFor polls get until an element matches or the deadline passes.
+func waitFor[T any](timeout time.Duration, get func() []T, match func(T) bool) (T, bool) {
+	var found T
+	ok := poll(timeout, func() bool {
+		for _, v := range get() {
+			if match(v) {
+				found = v
+				return true
+			}
+		}
+		return false
+	})
+	return found, ok
 }
 
 func messages(ls []pluginsdk.LogLine) []string {

@@ -14,6 +14,7 @@ import (
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/plugins/slack/internal/slackfake"
 	"github.com/provisionhq/provision/pluginsdk/content"
+	"github.com/provisionhq/provision/pluginsdk/plugintest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -94,7 +95,7 @@ func TestBotTokenPublishesSelectedEvents(t *testing.T) {
 	if err := p.Publish(ctx, quiet, machineEvent("create", "node-1")); err != nil {
 		t.Fatalf("Publish(create): %v", err)
 	}
-	eventually(t, "one chat.postMessage", func() bool { return len(fs.Posts()) >= 1 })
+	plugintest.Eventually(t, 10*time.Second, "one chat.postMessage", func() bool { return len(fs.Posts()) >= 1 })
 	posts := fs.Posts()
 	if len(posts) != 1 {
 		t.Fatalf("want exactly 1 post, got %d: %v", len(posts), posts)
@@ -106,7 +107,7 @@ func TestBotTokenPublishesSelectedEvents(t *testing.T) {
 	if got := posts[0].Get("channel"); got != "C0123" {
 		t.Fatalf("channel = %q", got)
 	}
-	eventually(t, "the delivery to be counted", func() bool { return p.Stats().Delivered == 1 })
+	plugintest.Eventually(t, 10*time.Second, "the delivery to be counted", func() bool { return p.Stats().Delivered == 1 })
 	if st := p.Stats(); st.Failed != 0 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -153,7 +154,7 @@ func TestDefaultEventsAndCustomTemplate(t *testing.T) {
 	if err := p.Publish(ctx, quiet, &models.Event{Type: "plugins", Action: "stopped", Key: "ipmi", Object: map[string]any{"Name": "ipmi"}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "two webhook posts", func() bool { return len(wh.Bodies()) >= 2 })
+	plugintest.Eventually(t, 10*time.Second, "two webhook posts", func() bool { return len(wh.Bodies()) >= 2 })
 	b := wh.Bodies()
 	if b[0]["text"] != "machines/delete/node-2/3e7031fe-3062-45f1-835c-92541bc9cbd3" || b[1]["text"] != "plugins/stopped/ipmi/<no value>" {
 		t.Fatalf("posted bodies: %v", b)
@@ -171,7 +172,7 @@ func TestWebhookRetryAfterThenSuccess(t *testing.T) {
 	if err := p.Publish(ctx, quiet, machineEvent("create", "node-3")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "webhook delivery", func() bool { return p.Stats().Delivered == 1 })
+	plugintest.Eventually(t, 10*time.Second, "webhook delivery", func() bool { return p.Stats().Delivered == 1 })
 	if wh.Requests() != 2 {
 		t.Fatalf("want 2 requests (429 then 200), got %d", wh.Requests())
 	}
@@ -237,7 +238,7 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 	if err := p.Publish(ctx, quiet, machineEvent("create", "n")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "failure recorded", func() bool { return p.Stats().Failed == 1 })
+	plugintest.Eventually(t, 10*time.Second, "failure recorded", func() bool { return p.Stats().Failed == 1 })
 	if wh.Requests() != 1 || len(rec.Waits()) != 0 {
 		t.Fatalf("403 retried: %d requests, waits %v", wh.Requests(), rec.Waits())
 	}
@@ -306,7 +307,7 @@ func TestConfigRejectsBadInputAndKeepsPreviousConfig(t *testing.T) {
 	if err := p.Publish(ctx, quiet, machineEvent("create", "still-works")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "post with the old config", func() bool { return len(wh.Bodies()) == 1 })
+	plugintest.Eventually(t, 10*time.Second, "post with the old config", func() bool { return len(wh.Bodies()) == 1 })
 }
 
 func TestPublishNeverBlocksWhenQueueIsFull(t *testing.T) {

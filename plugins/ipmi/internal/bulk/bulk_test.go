@@ -14,6 +14,7 @@ import (
 	"github.com/provisionhq/provision/plugins/ipmi/internal/actions"
 	"github.com/provisionhq/provision/plugins/ipmi/internal/bmc"
 	"github.com/provisionhq/provision/plugins/ipmi/internal/bmcsim"
+	"github.com/provisionhq/provision/pluginsdk/plugintest"
 	"github.com/provisionhq/provision/server/servertest"
 )
 
@@ -88,13 +89,7 @@ func TestConcurrencyLimitAndResults(t *testing.T) {
 		sum, merr = Run(context.Background(), src, run, &Request{Command: "identify", Concurrency: 3,
 			Overrides: map[string]any{"ipmi/identify-duration": 5}})
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for inflight.Load() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("never reached 3 concurrent runs")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	plugintest.Eventually(t, 10*time.Second, "3 concurrent runs", func() bool { return inflight.Load() >= 3 })
 	close(release)
 	<-done
 	if merr != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/plugins/ipmi/internal/bmc"
 	"github.com/provisionhq/provision/plugins/ipmi/internal/redfishsim"
+	"github.com/provisionhq/provision/pluginsdk/plugintest"
 )
 
 func start(t *testing.T, o redfishsim.Options) (*redfishsim.Server, *Driver, bmc.Target) {
@@ -125,13 +126,7 @@ func TestIdentify(t *testing.T) {
 	if s.LED() != "Blinking" {
 		t.Fatalf("LED = %s", s.LED())
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for s.LED() != "Off" {
-		if time.Now().After(deadline) {
-			t.Fatal("indicator was not turned off after the duration")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	plugintest.Eventually(t, 15*time.Second, "the indicator to be turned off after the duration", func() bool { return s.LED() == "Off" })
 	// Systems with LocationIndicatorActive instead of IndicatorLED.
 	s2, d2, tg2 := start(t, redfishsim.Options{LocationIndicatorOnly: true})
 	run(t, d2, tg2, bmc.Identify, func(r *bmc.Request) { r.IdentifySeconds = -1 })

@@ -14,6 +14,7 @@ import (
 	"github.com/provisionhq/provision/client"
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/plugins/packet-ipmi/internal/metalfake"
+	"github.com/provisionhq/provision/pluginsdk/plugintest"
 	"github.com/provisionhq/provision/server/servertest"
 )
 
@@ -613,18 +614,12 @@ func TestDeleteCancelsRunningCreation(t *testing.T) {
 	e.event("create", m)
 	// Poll (with a deadline) until the device exists and packet/uuid is
 	// recorded on the machine.
-	deadline := time.Now().Add(10 * time.Second)
 	var got models.Machine
-	for {
+	plugintest.Eventually(t, 10*time.Second, "packet/uuid to be recorded on the machine", func() bool {
 		got, _ = e.machine(m.UUID())
-		if id, _ := got.Params[ParamUUID].(string); id != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("packet/uuid never recorded on the machine")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		id, _ := got.Params[ParamUUID].(string)
+		return id != ""
+	})
 	if err := e.api.Delete(ctx, "machines", m.UUID(), nil); err != nil {
 		t.Fatal(err)
 	}
