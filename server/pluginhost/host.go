@@ -45,6 +45,8 @@ type Config struct {
 	// FileURL is RS_FILESERVER, e.g. http://127.0.0.1:8091.
 	FileURL string
 	// Logger receives host and plugin log lines (default slog.Default()).
+	// The host labels every line component=pluginhost itself, so pass a
+	// logger without that attribute.
 	Logger *slog.Logger
 	// Metrics receives the per-plugin metrics; nil keeps them private.
 	Metrics prometheus.Registerer

@@ -101,7 +101,7 @@ func (e *permanentError) Unwrap() error { return e.err }
 // READY! handshake and sends /config. On error nothing is left running.
 func (h *Host) startProcess(ctx context.Context, in *instance, prov *provider, params map[string]any) (*process, error) {
 	p := &process{h: h, inst: in, name: in.name, prov: prov, exited: make(chan struct{}),
-		log: h.cfg.Logger.With("plugin", in.name)}
+		log: h.log.With("plugin", in.name)}
 	p.life, p.lifeDone = context.WithCancel(context.Background())
 	if err := p.launch(ctx); err != nil {
 		p.cleanup()

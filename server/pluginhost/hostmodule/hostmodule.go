@@ -257,7 +257,7 @@ func (m *Module) Start(ctx context.Context) error {
 		PluginRoot: sc.EffectivePluginRoot(), FileRoot: sc.FileRoot(),
 		ScratchRoot: filepath.Join(sc.BaseRoot, "plugin-scratch"),
 		APIURL:      s.APIURL(), FileURL: s.StaticURL(),
-		Logger: s.Logger().With("component", "pluginhost"), Metrics: s.Metrics(),
+		Logger: s.Logger(), Metrics: s.Metrics(), // the host adds component=pluginhost
 		ActionTimeout: sc.ActionTimeout, MaxActionTimeout: sc.MaxActionTimeout,
 	}
 	if m.opts.Tune != nil {
