@@ -195,6 +195,13 @@ type apiError struct {
 	Errors []string `json:"errors"`
 }
 
+// fail answers with Metal's error body {"errors": [...]} and returns
+// status for the request log.
+func fail(w http.ResponseWriter, status int, errs ...string) int {
+	writeJSON(w, status, apiError{Errors: errs})
+	return status
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -226,9 +233,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) int {
 	if stall {
 		s.stallNext--
 	}
-	fail := 0
+	injected := 0
 	if !stall && len(s.failNext) > 0 {
-		fail, s.failNext = s.failNext[0], s.failNext[1:]
+		injected, s.failNext = s.failNext[0], s.failNext[1:]
 	}
 	s.mu.Unlock()
 	if stall {
@@ -241,22 +248,18 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) int {
 		}
 		return 0
 	}
-	fail2 := func(status int, format string, args ...any) int {
-		writeJSON(w, status, apiError{Errors: []string{fmt.Sprintf(format, args...)}})
-		return status
-	}
-	if fail != 0 {
-		return fail2(fail, "injected failure")
+	if injected != 0 {
+		return fail(w, injected, "injected failure")
 	}
 	switch tok := r.Header.Get("X-Auth-Token"); {
 	case tok == "":
-		return fail2(http.StatusUnauthorized, "Invalid authentication token")
+		return fail(w, http.StatusUnauthorized, "Invalid authentication token")
 	case tok != s.token:
-		return fail2(http.StatusUnauthorized, "Invalid authentication token")
+		return fail(w, http.StatusUnauthorized, "Invalid authentication token")
 	}
 	path, ok := strings.CutPrefix(r.URL.Path, BasePath+"/")
 	if !ok {
-		return fail2(http.StatusNotFound, "Not found")
+		return fail(w, http.StatusNotFound, "Not found")
 	}
 	parts := strings.Split(path, "/")
 	switch {
@@ -281,7 +284,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) int {
 	case len(parts) == 3 && parts[0] == "devices" && parts[2] == "actions" && r.Method == http.MethodPost:
 		return s.action(w, r, parts[1])
 	}
-	return fail2(http.StatusNotFound, "Not found: %s %s", r.Method, r.URL.Path)
+	return fail(w, http.StatusNotFound, fmt.Sprintf("Not found: %s %s", r.Method, r.URL.Path))
 }
 
 // page cuts a list per the page/per_page query and returns the meta block.
@@ -332,8 +335,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, project str
 	s.mu.Lock()
 	if !s.hasProject(project) {
 		s.mu.Unlock()
-		writeJSON(w, http.StatusNotFound, apiError{Errors: []string{"Not found"}})
-		return http.StatusNotFound
+		return fail(w, http.StatusNotFound, "Not found")
 	}
 	var list []map[string]any
 	for _, id := range s.order {
@@ -401,12 +403,10 @@ func (d *Device) json(inc map[string]bool) map[string]any {
 // and returns that status; it returns 0 on success.
 func decode(w http.ResponseWriter, r *http.Request, v any) int {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		writeJSON(w, http.StatusUnsupportedMediaType, apiError{Errors: []string{"Content-Type must be application/json, got " + ct}})
-		return http.StatusUnsupportedMediaType
+		return fail(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json, got "+ct)
 	}
 	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Errors: []string{"invalid JSON body: " + err.Error()}})
-		return http.StatusBadRequest
+		return fail(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
 	}
 	return 0
 }
@@ -459,12 +459,10 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request, project st
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.hasProject(project) {
-		writeJSON(w, http.StatusNotFound, apiError{Errors: []string{"Project not found"}})
-		return http.StatusNotFound
+		return fail(w, http.StatusNotFound, "Project not found")
 	}
 	if len(errs) > 0 {
-		writeJSON(w, http.StatusUnprocessableEntity, apiError{Errors: errs})
-		return http.StatusUnprocessableEntity
+		return fail(w, http.StatusUnprocessableEntity, errs...)
 	}
 	d := &Device{
 		ID: newID(), Hostname: b.Hostname, State: "queued", Plan: b.Plan, ProjectID: project,
@@ -510,8 +508,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, id string) in
 	defer s.mu.Unlock()
 	d := s.live(id)
 	if d == nil {
-		writeJSON(w, http.StatusNotFound, apiError{Errors: []string{"Not found"}})
-		return http.StatusNotFound
+		return fail(w, http.StatusNotFound, "Not found")
 	}
 	if d.State != "active" && d.State != "inactive" && s.activateAfter > 0 {
 		d.gets++
@@ -534,22 +531,19 @@ func (s *Server) updateDevice(w http.ResponseWriter, r *http.Request, id string)
 	defer s.mu.Unlock()
 	d := s.live(id)
 	if d == nil {
-		writeJSON(w, http.StatusNotFound, apiError{Errors: []string{"Not found"}})
-		return http.StatusNotFound
+		return fail(w, http.StatusNotFound, "Not found")
 	}
 	if raw, ok := b["ipxe_script_url"]; ok {
 		var u string
 		if err := json.Unmarshal(raw, &u); err != nil {
-			writeJSON(w, http.StatusUnprocessableEntity, apiError{Errors: []string{"ipxe_script_url must be a string"}})
-			return http.StatusUnprocessableEntity
+			return fail(w, http.StatusUnprocessableEntity, "ipxe_script_url must be a string")
 		}
 		d.IPXEScriptURL = u
 	}
 	if raw, ok := b["always_pxe"]; ok {
 		var v bool
 		if err := json.Unmarshal(raw, &v); err != nil {
-			writeJSON(w, http.StatusUnprocessableEntity, apiError{Errors: []string{"always_pxe must be a boolean"}})
-			return http.StatusUnprocessableEntity
+			return fail(w, http.StatusUnprocessableEntity, "always_pxe must be a boolean")
 		}
 		d.AlwaysPXE = v
 	}
@@ -565,8 +559,7 @@ func (s *Server) deleteDevice(w http.ResponseWriter, id string) int {
 	defer s.mu.Unlock()
 	d := s.live(id)
 	if d == nil {
-		writeJSON(w, http.StatusNotFound, apiError{Errors: []string{"Not found"}})
-		return http.StatusNotFound
+		return fail(w, http.StatusNotFound, "Not found")
 	}
 	d.Deleted = true
 	d.State = "deleted"
@@ -586,8 +579,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request, id string) int {
 	defer s.mu.Unlock()
 	d := s.live(id)
 	if d == nil {
-		writeJSON(w, http.StatusNotFound, apiError{Errors: []string{"Not found"}})
-		return http.StatusNotFound
+		return fail(w, http.StatusNotFound, "Not found")
 	}
 	switch b.Type {
 	case "power_on":
@@ -599,8 +591,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request, id string) int {
 		d.Reboots++
 	case "rescue", "reinstall":
 	default:
-		writeJSON(w, http.StatusUnprocessableEntity, apiError{Errors: []string{fmt.Sprintf("%q is not a valid action type", b.Type)}})
-		return http.StatusUnprocessableEntity
+		return fail(w, http.StatusUnprocessableEntity, fmt.Sprintf("%q is not a valid action type", b.Type))
 	}
 	d.Actions = append(d.Actions, b.Type)
 	w.WriteHeader(http.StatusAccepted)
