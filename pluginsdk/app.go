@@ -85,13 +85,7 @@ func InitApp(name, short, version string, def *models.PluginProvider, impl any) 
 // generated files are needed. Its Name and Version are set from the
 // definition and its Type to "plugin", as the host does.
 func (a *App) WithContent(fsys fs.FS) *App {
-	if entries, err := fs.ReadDir(fsys, "."); err == nil && len(entries) == 1 &&
-		entries[0].IsDir() && entries[0].Name() == "content" {
-		if sub, err := fs.Sub(fsys, "content"); err == nil {
-			fsys = sub
-		}
-	}
-	a.content = fsys
+	a.content = content.Root(fsys)
 	return a
 }
 

@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"embed"
-	"io/fs"
 	"os"
 
 	"github.com/provisionhq/provision/models"
@@ -37,12 +36,8 @@ func newApp(opts packet.Options) *pluginsdk.App {
 	if opts.Publish == nil {
 		opts.Publish = publish
 	}
-	sub, err := fs.Sub(contentFS, "content")
-	if err != nil {
-		panic(err) // cannot happen: the directory is embedded above
-	}
 	def := packet.Definition(version)
-	return pluginsdk.InitApp(packet.ProviderName, packet.Short, version, &def, packet.New(opts)).WithContent(sub)
+	return pluginsdk.InitApp(packet.ProviderName, packet.Short, version, &def, packet.New(opts)).WithContent(contentFS)
 }
 
 func main() {

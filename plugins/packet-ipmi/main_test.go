@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -35,11 +34,7 @@ var drpParams = []string{"packet/always-pxe", "packet/api-key", "packet/facility
 
 func pack(t *testing.T) *models.Content {
 	t.Helper()
-	sub, err := fs.Sub(contentFS, "content")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := content.FromFS(sub)
+	c, err := content.FromFS(content.Root(contentFS))
 	if err != nil {
 		t.Fatal(err)
 	}

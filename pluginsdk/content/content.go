@@ -105,6 +105,20 @@ func FromFS(fsys fs.FS) (*models.Content, error) {
 	return c, nil
 }
 
+// Root returns the content directory held in fsys: its "content"
+// directory when that is all its root holds (an embed.FS made with
+// `//go:embed all:content`, all: keeping the ._<Field>.meta files),
+// otherwise fsys itself. Plugins embed their pack this way.
+func Root(fsys fs.FS) fs.FS {
+	if entries, err := fs.ReadDir(fsys, "."); err == nil && len(entries) == 1 &&
+		entries[0].IsDir() && entries[0].Name() == "content" {
+		if sub, err := fs.Sub(fsys, "content"); err == nil {
+			return sub
+		}
+	}
+	return fsys
+}
+
 // FromDir is FromFS on a directory of the local filesystem.
 func FromDir(dir string) (*models.Content, error) {
 	st, err := os.Stat(dir)

@@ -1,6 +1,7 @@
 package content
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -187,4 +188,21 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+func TestRoot(t *testing.T) {
+	embedded := fstest.MapFS{"content/._Name.meta": {Data: []byte("p")}, "content/params/a.yaml": {Data: []byte("Name: a\n")}}
+	c, err := FromFS(Root(embedded))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Meta.Name != "p" || c.Sections["params"]["a"] == nil {
+		t.Fatalf("Root did not descend into content/: %+v", c)
+	}
+	// A pack whose only section happens to be called content is not a wrapper
+	// when anything else is at its root.
+	plain := fstest.MapFS{"._Name.meta": {Data: []byte("q")}, "content/x.yaml": {Data: []byte("Id: x\n")}}
+	if got := Root(plain); !reflect.DeepEqual(got, fs.FS(plain)) {
+		t.Fatalf("Root changed a directory-format pack: %T", got)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/pluginsdk/content"
 )
 
 // Param names. They are part of the content pack and of DRP compatibility
@@ -42,11 +43,7 @@ var contentFS embed.FS
 // Content returns the embedded content pack in DRP's directory format
 // (._<Field>.meta files and one directory per section).
 func Content() fs.FS {
-	sub, err := fs.Sub(contentFS, "content")
-	if err != nil {
-		panic(err) // cannot happen: the directory is embedded above
-	}
-	return sub
+	return content.Root(contentFS)
 }
 
 // Definition returns the provider definition printed by `define`.

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/pluginsdk/content"
 )
 
 // ProviderName is the provider name DRP content refers to.
@@ -53,11 +54,7 @@ var contentFS embed.FS
 
 // Content returns the embedded content pack in DRP's directory format.
 func Content() fs.FS {
-	sub, err := fs.Sub(contentFS, "content")
-	if err != nil {
-		panic(err) // cannot happen: the directory is embedded above
-	}
-	return sub
+	return content.Root(contentFS)
 }
 
 // Definition returns the provider definition printed by `define`: DRP's 9
