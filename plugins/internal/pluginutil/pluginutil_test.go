@@ -1,10 +1,12 @@
 package pluginutil
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/provisionhq/provision/models"
 )
@@ -78,5 +80,16 @@ func TestTypedParams(t *testing.T) {
 	}
 	if _, err := ValidateString("p", nil); err == nil || err.Error() != "Must specify p" {
 		t.Fatalf("ValidateString(nil): %v", err)
+	}
+}
+
+func TestSleep(t *testing.T) {
+	if err := Sleep(context.Background(), time.Millisecond); err != nil {
+		t.Fatalf("a finished sleep returned %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled sleep returned %v, want context.Canceled", err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/provisionhq/provision/plugins/internal/pluginutil"
 )
 
 // ErrQueueFull is returned by Enqueue when the bounded queue is full; the
@@ -63,21 +65,10 @@ func (o *NotifierOptions) fill() {
 		o.AttemptTimeout = 30 * time.Second
 	}
 	if o.Wait == nil {
-		o.Wait = sleepCtx
+		o.Wait = pluginutil.Sleep
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

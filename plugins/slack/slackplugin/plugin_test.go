@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/plugins/internal/fakewait"
 	"github.com/provisionhq/provision/plugins/slack/internal/slackfake"
 	"github.com/provisionhq/provision/pluginsdk/content"
 	"github.com/provisionhq/provision/pluginsdk/plugintest"
@@ -22,29 +22,9 @@ const testToken = "xoxb-test-1234"
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// waitRecorder replaces the notifier's sleep: it records each requested
-// delay and returns at once, so retry tests neither sleep nor time anything.
-type waitRecorder struct {
-	mu    sync.Mutex
-	waits []time.Duration
-}
-
-func (w *waitRecorder) Wait(ctx context.Context, d time.Duration) error {
-	w.mu.Lock()
-	w.waits = append(w.waits, d)
-	w.mu.Unlock()
-	return ctx.Err()
-}
-
-func (w *waitRecorder) Waits() []time.Duration {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]time.Duration(nil), w.waits...)
-}
-
-func newTestPlugin(t *testing.T, opts Options) (*Plugin, *waitRecorder) {
+func newTestPlugin(t *testing.T, opts Options) (*Plugin, *fakewait.Recorder) {
 	t.Helper()
-	rec := &waitRecorder{}
+	rec := &fakewait.Recorder{}
 	opts.Notifier.Wait = rec.Wait
 	opts.Notifier.Logger = quiet
 	p := New(opts)

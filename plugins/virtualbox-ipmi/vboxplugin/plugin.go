@@ -404,7 +404,7 @@ func (p *Plugin) jitter(ctx context.Context) error {
 		return ctx.Err()
 	}
 	defer func() { <-p.jitterSlot }()
-	return sleepCtx(ctx, p.opts.Jitter())
+	return pluginutil.Sleep(ctx, p.opts.Jitter())
 }
 
 func (p *Plugin) createVMAction(ctx context.Context, st state, a *models.Action, parm string) (any, *models.Error) {

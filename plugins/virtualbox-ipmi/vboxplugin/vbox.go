@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/provisionhq/provision/plugins/internal/pluginutil"
 )
 
 // SATAController is the storage controller name createVm uses, as DRP does.
@@ -78,20 +80,9 @@ func NewVBox(r Runner, o VBoxOptions) *VBox {
 		o.LockedDelay = time.Second
 	}
 	if o.Wait == nil {
-		o.Wait = sleepCtx
+		o.Wait = pluginutil.Sleep
 	}
 	return &VBox{run: r, lockedRetries: o.LockedRetries, lockedDelay: o.LockedDelay, wait: o.Wait}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // listRE matches `"<name>" {<uuid>}`. DRP only accepted names made of

@@ -17,37 +17,20 @@ import (
 	"github.com/google/uuid"
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/plugins/internal/drpfake"
+	"github.com/provisionhq/provision/plugins/internal/fakewait"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 const instance = "vbox1"
 
-type waits struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (w *waits) Wait(ctx context.Context, d time.Duration) error {
-	w.mu.Lock()
-	w.d = append(w.d, d)
-	w.mu.Unlock()
-	return ctx.Err()
-}
-
-func (w *waits) All() []time.Duration {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]time.Duration(nil), w.d...)
-}
-
 // setup returns a configured plugin using the stand-in VBoxManage (by its
 // path) and the fake API.
-func setup(t *testing.T, extra map[string]any) (*Plugin, *fakeVBox, *drpfake.Server, *waits) {
+func setup(t *testing.T, extra map[string]any) (*Plugin, *fakeVBox, *drpfake.Server, *fakewait.Recorder) {
 	t.Helper()
 	vb := installFakeVBox(t)
 	api := drpfake.New(t)
-	w := &waits{}
+	w := &fakewait.Recorder{}
 	p := New(Options{Jitter: func() time.Duration { return 0 }, VBox: VBoxOptions{Wait: w.Wait}})
 	params := map[string]any{"Name": instance, ParamVBoxManage: vb.path}
 	for k, v := range extra {
@@ -336,7 +319,7 @@ func TestDestroyRetriesWhileLocked(t *testing.T) {
 	if res, err := act(t, p, ActionDestroyVM, map[string]any{ParamID: id}); err != nil || res != "Destroy "+id {
 		t.Fatalf("destroy: %v %v", res, err)
 	}
-	if got := w.All(); !reflect.DeepEqual(got, []time.Duration{time.Second, time.Second, time.Second}) {
+	if got := w.Waits(); !reflect.DeepEqual(got, []time.Duration{time.Second, time.Second, time.Second}) {
 		t.Fatalf("waits between locked retries: %v (DRP's were 1µs)", got)
 	}
 	calls := vb.Calls(t)
@@ -350,7 +333,7 @@ func TestDestroyRetriesWhileLocked(t *testing.T) {
 	if err == nil || err.Code != 400 || err.Messages[0] != "Failed to destroy VM because it is locked: "+id {
 		t.Fatalf("always locked: %v", err)
 	}
-	if n := len(w.All()); n != 3+9 {
+	if n := len(w.Waits()); n != 3+9 {
 		t.Fatalf("want 9 more waits (10 tries), got %d", n-3)
 	}
 }
