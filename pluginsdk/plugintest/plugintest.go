@@ -279,8 +279,8 @@ type Plugin struct {
 	ToPath string
 
 	hc      *http.Client
-	stdout  lockedBuffer
-	stderr  lockedBuffer
+	stdout  SyncBuffer
+	stderr  SyncBuffer
 	exited  chan struct{}
 	exitErr atomic.Pointer[exitResult]
 }
@@ -481,28 +481,30 @@ func (p *Plugin) Exited() bool {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent use: a sink for a
+// plugin's output or a test logger that the test reads while the plugin
+// still writes. The zero value is ready.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
 // Write implements io.Writer.
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *SyncBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
 // WriteString appends s.
-func (l *lockedBuffer) WriteString(s string) {
+func (l *SyncBuffer) WriteString(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.b.WriteString(s)
 }
 
 // String returns the contents so far.
-func (l *lockedBuffer) String() string {
+func (l *SyncBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()

@@ -1,7 +1,6 @@
 package packet
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -25,24 +24,6 @@ const (
 	fileSrv   = "http://fs.example:8091"
 	deviceOne = "aaaaaaaa-0000-0000-0000-000000000001"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // published records the plugin's own events.
 type published struct {
@@ -70,7 +51,7 @@ type env struct {
 	api    *client.Client
 	plugin *Plugin
 	pub    *published
-	logs   *syncBuffer
+	logs   *plugintest.SyncBuffer
 	log    *slog.Logger
 }
 
@@ -82,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(mf.Close)
 	mf.AddProject(project)
 	ts := servertest.Start(t, servertest.Options{})
-	e := &env{t: t, metal: mf, srv: ts, api: ts.Client(t), pub: &published{}, logs: &syncBuffer{}}
+	e := &env{t: t, metal: mf, srv: ts, api: ts.Client(t), pub: &published{}, logs: &plugintest.SyncBuffer{}}
 	// The content pack provides this profile; mapped machines reference it.
 	console := &models.Profile{Name: ConsoleProfile, Params: map[string]any{"kernel-console": "console=ttyS1,115200"}}
 	if err := e.api.Create(context.Background(), "profiles", console, nil); err != nil {
