@@ -65,12 +65,17 @@ func (w *WebhookSender) Describe() string {
 
 // transportError is a failed HTTP round trip whose message no longer
 // contains the request URL.
+// transportError is a webhook post that failed before an HTTP answer: the
+// *url.Error's operation and cause without its URL, which is secret.
 type transportError struct {
 	op  string
 	err error
 }
 
+// Error implements error, naming the failed step.
 func (e *transportError) Error() string { return "post webhook: " + e.op + ": " + e.err.Error() }
+
+// Unwrap returns the redacted cause (timeouts stay recognisable).
 func (e *transportError) Unwrap() error { return e.err }
 
 // redactURL replaces a *url.Error, whose message carries the secret webhook

@@ -39,8 +39,11 @@ type TemplateData struct {
 // errTooLong is returned by limitedBuffer once MaxTextBytes is exceeded.
 var errTooLong = errors.New("rendered text longer than 40000 bytes")
 
+// limitedBuffer is a bytes.Buffer that refuses to grow past MaxTextBytes,
+// so a template cannot render an unbounded message.
 type limitedBuffer struct{ bytes.Buffer }
 
+// Write implements io.Writer, failing with errTooLong past the limit.
 func (b *limitedBuffer) Write(p []byte) (int, error) {
 	if b.Len()+len(p) > MaxTextBytes {
 		return 0, errTooLong

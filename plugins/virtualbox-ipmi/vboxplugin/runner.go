@@ -16,6 +16,7 @@ import (
 // its stdout and stderr. A non-zero exit is an error that still comes with
 // the captured output.
 type Runner interface {
+	// Run runs VBoxManage with args until it exits or ctx ends.
 	Run(ctx context.Context, args ...string) (stdout, stderr string, err error)
 }
 
@@ -26,6 +27,8 @@ const maxOutput = 1 << 20
 // cappedBuffer keeps the first maxOutput bytes and discards the rest.
 type cappedBuffer struct{ bytes.Buffer }
 
+// Write implements io.Writer. It reports every byte as written, so exec
+// keeps draining the pipe and the command is not stopped by a short write.
 func (b *cappedBuffer) Write(p []byte) (int, error) {
 	if room := maxOutput - b.Len(); room > 0 {
 		if len(p) > room {
@@ -137,6 +140,8 @@ type CommandError struct {
 	Output string
 }
 
+// Error implements error: the VBoxManage verb, why it failed and what it
+// printed, so the message says what to fix.
 func (e *CommandError) Error() string {
 	verb := "VBoxManage"
 	if len(e.Args) > 0 {
@@ -148,6 +153,8 @@ func (e *CommandError) Error() string {
 	return fmt.Sprintf("%s: %v: %s", verb, e.Err, e.Output)
 }
 
+// Unwrap returns the exec error so errors.Is can spot a timeout
+// (IsTimeout) or an exit status.
 func (e *CommandError) Unwrap() error { return e.Err }
 
 // IsTimeout reports whether err is a command that ran out of time.

@@ -11,17 +11,22 @@ import (
 	"github.com/provisionhq/provision/pluginsdk"
 )
 
+// provider is the smallest plugin the SDK's binary tests run: it logs on
+// Config and Stop and answers every action with its command name.
 type provider struct{}
 
+// Config implements pluginsdk.Configurer by logging "configured".
 func (provider) Config(ctx context.Context, l *slog.Logger, c *client.Client, params map[string]any) *models.Error {
 	l.Info("configured")
 	return nil
 }
 
+// Action implements pluginsdk.Actor by echoing the command.
 func (provider) Action(ctx context.Context, l *slog.Logger, a *models.Action) (any, *models.Error) {
 	return a.Command, nil
 }
 
+// Stop implements pluginsdk.Stopper by logging "stopper called".
 func (provider) Stop(ctx context.Context, l *slog.Logger) { l.Info("stopper called") }
 
 func main() {

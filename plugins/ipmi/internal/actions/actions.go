@@ -78,10 +78,14 @@ func MachineActions() []models.AvailableAction {
 
 // Options configures the drivers and the per-action deadline.
 type Options struct {
-	Native   native.Options
+	// Native configures the built-in IPMI LAN driver (ipmi/mode native).
+	Native native.Options
+	// IPMItool configures the ipmitool driver (ipmi/mode ipmitool).
 	IPMItool ipmitool.Options
-	Redfish  redfish.Options
-	Lpar     lpar.Options
+	// Redfish configures the Redfish driver (ipmi/mode redfish).
+	Redfish redfish.Options
+	// Lpar configures the IBM HMC driver (ipmi/mode lpar).
+	Lpar lpar.Options
 	// ActionTimeout bounds one machine action (default 2 minutes).
 	ActionTimeout time.Duration
 	// Logger receives per-action debug lines; nil discards.
@@ -132,8 +136,10 @@ func (d *Dispatcher) Close() {
 // unimplemented answers 501 for every action of a mode.
 type unimplemented struct{ mode, why string }
 
+// Mode implements bmc.Driver: the mode that has no driver.
 func (u unimplemented) Mode() string { return u.mode }
 
+// Do implements bmc.Driver by refusing every action with 501 and why.
 func (u unimplemented) Do(_ context.Context, req *bmc.Request) (any, *models.Error) {
 	return nil, bmc.NotImplemented(u.mode, req.Command, u.why)
 }

@@ -113,8 +113,9 @@ type Request struct {
 	IdentifySeconds int
 	// LparID is ipmi/lpar-id (lpar mode).
 	LparID string
-	// VirtualMediaURL and VirtualMediaBoot are the mountVirtualMedia inputs.
-	VirtualMediaURL  string
+	// VirtualMediaURL is the ISO mountVirtualMedia inserts.
+	VirtualMediaURL string
+	// VirtualMediaBoot makes the machine boot once from that media.
 	VirtualMediaBoot bool
 }
 

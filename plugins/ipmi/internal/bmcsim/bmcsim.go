@@ -34,8 +34,9 @@ type Options struct {
 // BMC is one running reference BMC. Its chassis state is safe to read from
 // tests while drivers talk to it.
 type BMC struct {
-	// Host and Port are where the BMC listens (127.0.0.1 and an ephemeral port).
+	// Host is the address the BMC listens on (127.0.0.1).
 	Host string
+	// Port is its ephemeral UDP port.
 	Port int
 	// Chassis is the simulated managed system.
 	Chassis *Chassis
@@ -199,8 +200,11 @@ type Identify struct {
 
 // BootFlags is the boot flags parameter (#5) as last written.
 type BootFlags struct {
+	// Valid, Persistent and EFI are the flags' valid, "all future boots"
+	// and EFI boot bits.
 	Valid, Persistent, EFI bool
-	Device                 types.BootDeviceSelector
+	// Device is the boot device selector.
+	Device types.BootDeviceSelector
 }
 
 // On reports whether the system is powered.

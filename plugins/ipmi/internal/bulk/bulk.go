@@ -35,13 +35,16 @@ func Action() models.AvailableAction {
 
 // Machine identifies one selected machine.
 type Machine struct {
+	// UUID and Name are the machine's key and name.
 	UUID, Name string
 }
 
 // Source lists machines and reads their params; ClientSource is the
 // provisiond-backed one.
 type Source interface {
+	// Machines lists the machines matching DRP list filter pairs.
 	Machines(ctx context.Context, filters []string) ([]Machine, error)
+	// Params returns one machine's aggregated params.
 	Params(ctx context.Context, uuid string) (map[string]any, error)
 }
 
@@ -50,27 +53,41 @@ type Runner func(ctx context.Context, command string, params map[string]any) (an
 
 // Result is one machine's outcome.
 type Result struct {
-	Machine string        `json:"Machine"`
-	Name    string        `json:"Name"`
-	Result  any           `json:"Result,omitempty"`
-	Error   *models.Error `json:"Error,omitempty"`
+	// Machine is the machine's UUID.
+	Machine string `json:"Machine"`
+	// Name is the machine's name.
+	Name string `json:"Name"`
+	// Result is what the action returned, when it succeeded.
+	Result any `json:"Result,omitempty"`
+	// Error is why the action failed or was not started.
+	Error *models.Error `json:"Error,omitempty"`
 }
 
 // Summary is the answer of the system action.
 type Summary struct {
-	Command   string   `json:"Command"`
-	Filter    string   `json:"Filter"`
-	Total     int      `json:"Total"`
-	Succeeded int      `json:"Succeeded"`
-	Failed    int      `json:"Failed"`
-	Results   []Result `json:"Results"`
+	// Command is the machine action that was run.
+	Command string `json:"Command"`
+	// Filter is the ipmi/bulk-filter as given.
+	Filter string `json:"Filter"`
+	// Total is how many machines the filter selected.
+	Total int `json:"Total"`
+	// Succeeded counts the Results without an Error.
+	Succeeded int `json:"Succeeded"`
+	// Failed counts the Results with an Error.
+	Failed int `json:"Failed"`
+	// Results has one entry per selected machine, sorted by name.
+	Results []Result `json:"Results"`
 }
 
 // Request is the validated system action.
 type Request struct {
-	Command     string
-	Filter      string
-	Filters     []string
+	// Command is the machine action to run (ipmi/bulk-command).
+	Command string
+	// Filter is ipmi/bulk-filter as given, for the Summary.
+	Filter string
+	// Filters are Filter parsed into DRP list filter pairs (ParseFilter).
+	Filters []string
+	// Concurrency is how many machines run at once (1 to MaxConcurrency).
 	Concurrency int
 	// Overrides are the action's other params, applied over each machine's.
 	Overrides map[string]any
@@ -156,6 +173,7 @@ func Run(ctx context.Context, src Source, run Runner, req *Request) (*Summary, *
 
 // ClientSource reads machines from provisiond with the plugin's API client.
 type ClientSource struct {
+	// C is the plugin's provisiond API client.
 	C *client.Client
 }
 

@@ -48,9 +48,12 @@ func Do(t *testing.T, d bmc.Driver, req *bmc.Request, timeout time.Duration) any
 // BootCase is one boot action in one BIOS mode and the boot flags the BMC
 // must end up with.
 type BootCase struct {
+	// Command and BIOSMode are the action and detected-bios-mode sent.
 	Command, BIOSMode string
-	Device            types.BootDeviceSelector
-	Persistent, EFI   bool
+	// Device is the boot device the BMC must select.
+	Device types.BootDeviceSelector
+	// Persistent and EFI are the boot flag bits the BMC must end up with.
+	Persistent, EFI bool
 }
 
 // BootCases are the boot actions of DRP's ipmi plugin in both BIOS modes:

@@ -123,6 +123,7 @@ type httpError struct {
 	body   string
 }
 
+// Error implements error: the status and body the HMC answered.
 func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.body) }
 
 func classify(ctx context.Context, t bmc.Target, err error) *models.Error {

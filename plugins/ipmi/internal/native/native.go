@@ -275,7 +275,10 @@ var loginSteps = []string{"GetSessionChallenge failed", "ActivateSession failed"
 // loginError marks an error that happened while opening the session.
 type loginError struct{ err error }
 
+// Error implements error, naming the session step that failed.
 func (e *loginError) Error() string { return "open IPMI session: " + e.err.Error() }
+
+// Unwrap returns go-ipmi's error so callers can inspect it.
 func (e *loginError) Unwrap() error { return e.err }
 
 var timeoutMarkers = []string{"timed out", "deadline exceeded", "no matching IPMI response", "no UDP datagram matched", "i/o timeout"}

@@ -50,8 +50,9 @@ type Options struct {
 
 // Server is a running simulated BMC.
 type Server struct {
-	// Host and Port locate the HTTPS listener.
+	// Host is the HTTPS listener's address.
 	Host string
+	// Port is the HTTPS listener's port.
 	Port int
 
 	opts Options

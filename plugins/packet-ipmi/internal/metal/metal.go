@@ -111,6 +111,7 @@ func isLoopback(host string) bool {
 // limitTransport caps response bodies at maxBody bytes.
 type limitTransport struct{ rt http.RoundTripper }
 
+// RoundTrip implements http.RoundTripper, wrapping the body in the cap.
 func (t limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.rt.RoundTrip(r)
 	if err != nil {
@@ -120,11 +121,13 @@ func (t limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// limitedBody reads at most maxBody bytes and closes the real body.
 type limitedBody struct {
 	io.Reader
 	c io.Closer
 }
 
+// Close implements io.Closer by closing the underlying response body.
 func (b limitedBody) Close() error { return b.c.Close() }
 
 // ctx returns a per-call context carrying the API key and the call deadline.

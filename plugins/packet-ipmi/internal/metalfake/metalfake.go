@@ -28,16 +28,26 @@ const BasePath = "/metal/v1"
 
 // Device is the fake's state of one device.
 type Device struct {
-	ID              string
-	Hostname        string
-	State           string
-	Plan            string
-	Facility        string
-	ProjectID       string
+	// ID is the device UUID.
+	ID string
+	// Hostname is the device's host name.
+	Hostname string
+	// State is Metal's provisioning state (queued, provisioning, active...).
+	State string
+	// Plan is the hardware plan slug.
+	Plan string
+	// Facility is the facility code.
+	Facility string
+	// ProjectID is the owning project.
+	ProjectID string
+	// OperatingSystem is the OS slug.
 	OperatingSystem string
-	BillingCycle    string
-	IPXEScriptURL   string
-	AlwaysPXE       bool
+	// BillingCycle is e.g. hourly.
+	BillingCycle string
+	// IPXEScriptURL is the custom iPXE script; PATCH can change it.
+	IPXEScriptURL string
+	// AlwaysPXE makes the device PXE boot every time; PATCH can change it.
+	AlwaysPXE bool
 	// Powered is the power state; power_on/power_off/reboot change it.
 	Powered bool
 	// Reboots counts reboot actions.
@@ -46,15 +56,17 @@ type Device struct {
 	Actions []string
 	// Deleted is true once DELETE succeeded (the device then answers 404).
 	Deleted bool
-	// PublicIPv4 and MACs appear once the device is active.
+	// PublicIPv4 is the public address, shown once the device is active.
 	PublicIPv4 string
-	MACs       []string
+	// MACs are the port addresses, shown once the device is active.
+	MACs []string
 	// gets counts GETs of this device while it provisions.
 	gets int
 }
 
 // Request is one request the fake received.
 type Request struct {
+	// Method, Path and Query are the request line, the query string raw.
 	Method, Path, Query string
 	// ConsumerToken is the X-Consumer-Token header.
 	ConsumerToken string

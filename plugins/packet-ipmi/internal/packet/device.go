@@ -53,7 +53,10 @@ func (p *Plugin) createRequest(inst *instance, hostname string, params map[strin
 // errBadParams marks createRequest errors (answered 400).
 type errBadParams struct{ err error }
 
+// Error implements error with the wrapped message unchanged.
 func (e errBadParams) Error() string { return e.err.Error() }
+
+// Unwrap returns the wrapped error.
 func (e errBadParams) Unwrap() error { return e.err }
 
 // ensureDevice gives a machine a ready device, DRP's
