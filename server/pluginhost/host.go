@@ -151,9 +151,15 @@ type Host struct {
 	broken    map[string]*provider // files whose define failed, by file name
 	instances map[string]*instance // by Plugin name
 	removed   map[string]string    // provider → why the host removed it (403 /leaving)
-	closed    bool
-	schemas   schemaCache
-	wg        sync.WaitGroup
+
+	// discovered is closed when the first discovery has finished; until
+	// then an instance whose provider is not loaded yet waits quietly
+	// instead of reporting it missing.
+	discovered     chan struct{}
+	discoveredOnce sync.Once
+	closed         bool
+	schemas        schemaCache
+	wg             sync.WaitGroup
 }
 
 // New validates cfg and deps and returns a Host that runs nothing yet.
@@ -178,24 +184,42 @@ func New(cfg Config, deps Deps) (*Host, error) {
 		cfg: cfg, deps: deps, log: cfg.Logger.With("component", "pluginhost"), metrics: m,
 		ctx: ctx, cancel: cancel,
 		providers: map[string]*provider{}, broken: map[string]*provider{}, instances: map[string]*instance{},
-		removed: map[string]string{},
+		removed: map[string]string{}, discovered: make(chan struct{}),
 	}, nil
 }
 
-// Start discovers the providers in PluginRoot and starts an instance for
-// every Plugin object. It must be called once the API answers, because
-// define and plugins call back into it. Failures of single providers or
-// plugins are reported on their objects and never fail Start.
+// Start hands every Plugin object to the host and discovers the providers
+// in PluginRoot; each instance starts as soon as its provider is loaded,
+// not when the whole discovery has finished. It returns once discovery is
+// complete. It must be called once the API answers, because define and
+// plugins call back into it. Failures of single providers or plugins are
+// reported on their objects and never fail Start.
 func (h *Host) Start(ctx context.Context) error {
-	h.Reload(ctx)
 	plugins, err := h.deps.Plugins.ListPlugins(ctx)
 	if err != nil {
+		h.discoveryDone()
 		return fmt.Errorf("pluginhost: list plugins: %w", err)
 	}
 	for _, p := range plugins {
 		h.PluginSaved(p)
 	}
+	h.Reload(ctx)
 	return nil
+}
+
+// isDiscovered reports whether the first discovery has finished.
+func (h *Host) isDiscovered() bool {
+	select {
+	case <-h.discovered:
+		return true
+	default:
+		return false
+	}
+}
+
+// discoveryDone marks the first discovery as finished.
+func (h *Host) discoveryDone() {
+	h.discoveredOnce.Do(func() { close(h.discovered) })
 }
 
 // Close stops every instance (as a deliberate stop: drain, /stop, SIGTERM,

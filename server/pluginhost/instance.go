@@ -316,6 +316,19 @@ func (in *instance) run() {
 			return
 		}
 		prov := h.provider(spec.Provider)
+		if prov == nil && !h.isDiscovered() {
+			// The first discovery is still defining providers: wait for
+			// ours (install wakes us) or for discovery to end.
+			in.mu.Lock()
+			in.state = "waiting for plugin provider discovery"
+			in.mu.Unlock()
+			select {
+			case <-in.wake:
+			case <-h.discovered:
+			case <-in.quit:
+			}
+			continue
+		}
 		if prov == nil {
 			in.clearForRestart()
 			var why []string

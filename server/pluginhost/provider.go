@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -366,11 +367,37 @@ func fileSHA256(path string) (string, int64, error) {
 	return hex.EncodeToString(hs.Sum(nil)), n, nil
 }
 
+// discoveryParallelism bounds how many `define` runs one discovery has
+// in flight, so one hanging provider (up to DefineTimeout) does not hold
+// up the others.
+const discoveryParallelism = 4
+
+// providerFile is an executable in PluginRoot that discovery must define.
+type providerFile struct {
+	file, path, sum string
+	size            int64
+}
+
+// definedFile is the outcome of running define on a providerFile.
+type definedFile struct {
+	providerFile
+	p   *provider
+	err error
+}
+
 // Reload runs define (and unpack) on every executable in PluginRoot,
 // installs new and changed providers, and removes providers whose file is
 // gone. It is what SIGHUP triggers. Failures are reported per provider (log,
 // event, plugin_providers entry) and never stop the others.
+//
+// define runs for up to discoveryParallelism files at once, started in
+// file name order, and each provider is installed as soon as its define
+// succeeds, so a provider that hangs in define delays nobody else. The
+// outcome does not depend on which define finishes first: when two files
+// define the same provider name, the file whose name sorts first wins, as
+// if they had been defined one by one in order.
 func (h *Host) Reload(ctx context.Context) {
+	defer h.discoveryDone()
 	h.provMu.Lock()
 	defer h.provMu.Unlock()
 	entries, err := os.ReadDir(h.cfg.PluginRoot)
@@ -378,9 +405,11 @@ func (h *Host) Reload(ctx context.Context) {
 		h.log.Error("read plugin root", "dir", h.cfg.PluginRoot, "err", err)
 		return
 	}
-	present := map[string]bool{}
+	claim := map[string]string{} // provider name → file providing it now
+	sums := map[string]string{}  // file → sha256
 	broken := map[string]*provider{}
-	for _, e := range entries {
+	var todo []providerFile
+	for _, e := range entries { // sorted by file name
 		name := e.Name()
 		if strings.HasPrefix(name, ".") || e.IsDir() {
 			continue
@@ -391,29 +420,42 @@ func (h *Host) Reload(ctx context.Context) {
 		}
 		path := filepath.Join(h.cfg.PluginRoot, name)
 		sum, size, err := fileSHA256(path)
+		sums[name] = sum
 		if err != nil {
 			broken[name] = h.brokenProvider(name, sum, fmt.Errorf("read: %w", err))
 			continue
 		}
 		if cur := h.providerByFile(name); cur != nil && cur.sha256 == sum {
-			present[cur.def.Name] = true
+			claim[cur.def.Name] = name
 			continue
 		}
-		p, err := h.define(ctx, path)
-		if err == nil {
-			p.sha256, p.size = sum, size
-			if other := h.provider(p.def.Name); other != nil && other.file != name && present[p.def.Name] {
-				err = fmt.Errorf("provider %s is already defined by %s", p.def.Name, other.file)
-			}
+		todo = append(todo, providerFile{file: name, path: path, sum: sum, size: size})
+	}
+
+	results := make(chan definedFile)
+	go func() {
+		sem := make(chan struct{}, discoveryParallelism)
+		var wg sync.WaitGroup
+		for _, c := range todo {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				p, err := h.define(ctx, c.path)
+				results <- definedFile{providerFile: c, p: p, err: err}
+			}()
 		}
-		if err == nil {
-			err = h.install(ctx, p, true, nil)
-		}
-		if err != nil {
-			broken[name] = h.brokenProvider(name, sum, err)
-			continue
-		}
-		present[p.def.Name] = true
+		wg.Wait()
+		close(results)
+	}()
+	for r := range results {
+		h.settleDefined(ctx, r, claim, sums, broken)
+	}
+
+	present := map[string]bool{}
+	for name := range claim {
+		present[name] = true
 	}
 	h.mu.Lock()
 	var fixed []string
@@ -432,14 +474,43 @@ func (h *Host) Reload(ctx context.Context) {
 		}
 	}
 	h.mu.Unlock()
+	sort.Slice(gone, func(i, j int) bool { return gone[i].def.Name < gone[j].def.Name })
 	for _, p := range gone {
 		h.uninstall(ctx, p)
 	}
+	sort.Strings(fixed)
 	for _, file := range fixed {
 		if h.provider(file) == nil {
 			h.deleteRecord(file)
 		}
 	}
+}
+
+// settleDefined installs the provider r defined unless a file sorting
+// before r's already provides that name; when r's file sorts first it
+// takes the name over and the other file is reported broken. claim maps
+// provider names to the file providing them in this discovery.
+func (h *Host) settleDefined(ctx context.Context, r definedFile, claim, sums map[string]string, broken map[string]*provider) {
+	if r.err != nil {
+		broken[r.file] = h.brokenProvider(r.file, r.sum, r.err)
+		return
+	}
+	p := r.p
+	p.sha256, p.size = r.sum, r.size
+	name := p.def.Name
+	other, taken := claim[name]
+	if taken && other < r.file {
+		broken[r.file] = h.brokenProvider(r.file, r.sum, fmt.Errorf("provider %s is already defined by %s", name, other))
+		return
+	}
+	if err := h.install(ctx, p, true, nil); err != nil {
+		broken[r.file] = h.brokenProvider(r.file, r.sum, err)
+		return
+	}
+	if taken && other != r.file {
+		broken[other] = h.brokenProvider(other, sums[other], fmt.Errorf("provider %s is already defined by %s", name, r.file))
+	}
+	claim[name] = r.file
 }
 
 func (h *Host) brokenProvider(file, sum string, err error) *provider {
