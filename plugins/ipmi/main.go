@@ -97,8 +97,8 @@ func (p *Plugin) bulk(ctx context.Context, l *slog.Logger, a *models.Action) (an
 	if err != nil {
 		return nil, bmc.BadParam("%v", err)
 	}
-	if !slices.Contains(bmc.Commands, cmd) {
-		return nil, bmc.BadParam("%s must be one of %s, got %q", bulk.ParamCommand, strings.Join(bmc.Commands, ", "), cmd)
+	if !bmc.IsCommand(cmd) {
+		return nil, bmc.BadParam("%s must be one of %s, got %q", bulk.ParamCommand, strings.Join(bmc.Commands(), ", "), cmd)
 	}
 	filter, err := pluginutil.ValidateString(bulk.ParamFilter, a.Params[bulk.ParamFilter])
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,8 +40,11 @@ const (
 	ParamBIOSMode         = "detected-bios-mode"
 )
 
-// Modes lists the ipmi/mode values; DefaultMode is the content pack default.
-var Modes = []string{native.Mode, ipmitool.Mode, redfish.Mode, "racadm", "racadmn", lpar.Mode}
+// Modes returns the ipmi/mode values (a new slice on every call);
+// DefaultMode is the content pack default.
+func Modes() []string {
+	return []string{native.Mode, ipmitool.Mode, redfish.Mode, "racadm", "racadmn", lpar.Mode}
+}
 
 // DefaultMode is used when ipmi/mode is absent.
 const DefaultMode = native.Mode
@@ -48,20 +52,16 @@ const DefaultMode = native.Mode
 // DefaultIdentifySeconds is ipmi/identify-duration's default.
 const DefaultIdentifySeconds = 60
 
-var (
-	required = []string{ParamUsername, ParamPassword, ParamAddress, ParamMode}
-	optional = []string{ParamPortIPMItool, ParamPortRacadm, ParamPortRedfish, ParamPortLpar, ParamLparID}
-)
-
 // MachineActions returns the 24 machine actions with DRP's Required and
 // Optional params. ipmi/force-protocol is appended to every OptionalParams
 // (after DRP's entries) so the native and ipmitool drivers can be asked for
 // IPMI v1.5 LAN per machine.
 func MachineActions() []models.AvailableAction {
-	out := make([]models.AvailableAction, 0, len(bmc.Commands))
-	for _, cmd := range bmc.Commands {
-		req := append([]string(nil), required...)
-		opt := append([]string(nil), optional...)
+	cmds := bmc.Commands()
+	out := make([]models.AvailableAction, 0, len(cmds))
+	for _, cmd := range cmds {
+		req := []string{ParamUsername, ParamPassword, ParamAddress, ParamMode}
+		opt := []string{ParamPortIPMItool, ParamPortRacadm, ParamPortRedfish, ParamPortLpar, ParamLparID}
 		switch {
 		case bmc.IsBootCommand(cmd):
 			req = append([]string{ParamBIOSMode}, req...)
@@ -152,7 +152,7 @@ func (d *Dispatcher) Run(ctx context.Context, command string, params map[string]
 			out, merr = nil, bmc.Error(500, "ipmi action %s failed internally: %v", command, r)
 		}
 	}()
-	if !isCommand(command) {
+	if !bmc.IsCommand(command) {
 		return nil, bmc.Error(404, "Action %s not supported on ipmi plugin", command)
 	}
 	req, merr := ParseRequest(command, params)
@@ -167,15 +167,6 @@ func (d *Dispatcher) Run(ctx context.Context, command string, params map[string]
 	return out, merr
 }
 
-func isCommand(c string) bool {
-	for _, k := range bmc.Commands {
-		if k == c {
-			return true
-		}
-	}
-	return false
-}
-
 // ParseRequest validates params for command.
 func ParseRequest(command string, params map[string]any) (*bmc.Request, *models.Error) {
 	bad := func(err error) *models.Error { return bmc.BadParam("%s", err.Error()) }
@@ -187,12 +178,8 @@ func ParseRequest(command string, params map[string]any) (*bmc.Request, *models.
 	if mode == "" {
 		mode = DefaultMode
 	}
-	known := false
-	for _, m := range Modes {
-		known = known || m == mode
-	}
-	if !known {
-		return nil, bmc.BadParam("Invalid mode: %s (ipmi/mode must be one of %s)", mode, strings.Join(Modes, ", "))
+	if modes := Modes(); !slices.Contains(modes, mode) {
+		return nil, bmc.BadParam("Invalid mode: %s (ipmi/mode must be one of %s)", mode, strings.Join(modes, ", "))
 	}
 	req.Mode = mode
 	for _, p := range []struct {

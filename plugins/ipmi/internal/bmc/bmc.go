@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/provisionhq/provision/models"
@@ -44,14 +45,20 @@ const (
 	StatusVirtualMedia    = "statusVirtualMedia"
 )
 
-// Commands lists the machine actions in DRP's order.
-var Commands = []string{
-	PowerOn, PowerOff, PowerCycle, NextBootCD, NextBootPXE, NextBootDisk,
-	ForceBootPXE, ForceBootDisk, Identify, PowerStatus, Status, GetInfo,
-	GetBios, GetMemory, GetStorage, GetSimpleStorage, GetProcessor,
-	GetNetworkInterfaces, GetEthernetInterfaces, GetSecureBoot, GetBoot,
-	MountVirtualMedia, UnmountVirtualMedia, StatusVirtualMedia,
+// Commands returns the machine actions in DRP's order (a new slice on
+// every call, so callers may keep or change it).
+func Commands() []string {
+	return []string{
+		PowerOn, PowerOff, PowerCycle, NextBootCD, NextBootPXE, NextBootDisk,
+		ForceBootPXE, ForceBootDisk, Identify, PowerStatus, Status, GetInfo,
+		GetBios, GetMemory, GetStorage, GetSimpleStorage, GetProcessor,
+		GetNetworkInterfaces, GetEthernetInterfaces, GetSecureBoot, GetBoot,
+		MountVirtualMedia, UnmountVirtualMedia, StatusVirtualMedia,
+	}
 }
+
+// IsCommand reports whether cmd is one of Commands.
+func IsCommand(cmd string) bool { return slices.Contains(Commands(), cmd) }
 
 // IsBootCommand reports whether cmd sets the next/persistent boot device
 // (the actions that need detected-bios-mode).

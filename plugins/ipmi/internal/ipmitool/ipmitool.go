@@ -58,8 +58,11 @@ func New(opts Options) *Driver {
 func (d *Driver) Mode() string { return Mode }
 
 // stickyBoot is DRP's pre-command for every boot action: ask the BMC not
-// to clear the boot flags on power-up, reset, watchdog or timeout.
-var stickyBoot = []string{"chassis", "bootparam", "set", "bootflag", "none", "options=no-power,no-reset,no-watchdog,no-timeout"}
+// to clear the boot flags on power-up, reset, watchdog or timeout. Each
+// call returns a new slice, so no caller can change another's command.
+func stickyBoot() []string {
+	return []string{"chassis", "bootparam", "set", "bootflag", "none", "options=no-power,no-reset,no-watchdog,no-timeout"}
+}
 
 // Commands returns the ipmitool argument lists (after the connection
 // options) that DRP runs for req, in order.
@@ -80,16 +83,16 @@ func Commands(req *bmc.Request) ([][]string, error) {
 		if uefi {
 			args = append(args, "options=efiboot")
 		}
-		return [][]string{stickyBoot, args}, nil
+		return [][]string{stickyBoot(), args}, nil
 	case bmc.ForceBootPXE, bmc.ForceBootDisk:
 		if uefi {
 			// Older ipmitool cannot combine efiboot and persistent: write
 			// boot flags (param 5) directly: valid|persistent|EFI, device.
 			dev := map[string]string{bmc.ForceBootPXE: "0x04", bmc.ForceBootDisk: "0x08"}[req.Command]
-			return [][]string{stickyBoot, {"raw", "0x00", "0x08", "0x05", "0xe0", dev, "0x00", "0x00", "0x00"}}, nil
+			return [][]string{stickyBoot(), {"raw", "0x00", "0x08", "0x05", "0xe0", dev, "0x00", "0x00", "0x00"}}, nil
 		}
 		dev := map[string]string{bmc.ForceBootPXE: "pxe", bmc.ForceBootDisk: "disk"}[req.Command]
-		return [][]string{stickyBoot, {"chassis", "bootdev", dev, "options=persistent"}}, nil
+		return [][]string{stickyBoot(), {"chassis", "bootdev", dev, "options=persistent"}}, nil
 	case bmc.Identify:
 		if req.IdentifySeconds <= 0 {
 			return [][]string{{"chassis", "identify", "force"}}, nil
@@ -174,21 +177,26 @@ func (d *Driver) run(ctx context.Context, t bmc.Target, args []string) (string, 
 func Classify(t bmc.Target, args []string, text string) *models.Error {
 	what := "ipmitool " + strings.Join(args, " ") + ": " + text
 	switch {
-	case containsAny(text, authMarkers):
+	case mentionsAuthFailure(text):
 		return bmc.Unauthorized(t, what)
-	case containsAny(text, noAnswerMarkers):
+	case mentionsNoAnswer(text):
 		return bmc.NoAnswer(t, what)
 	}
 	return bmc.BMCFailed(t, what)
 }
 
-var authMarkers = []string{
-	"RAKP 2 HMAC is invalid", "RAKP 2 message indicates an error", "RAKP 4 message has invalid integrity check value",
-	"unauthorized name", "Invalid user name", "Activate Session error", "Invalid Session Privilege", "insufficient privilege",
+// mentionsAuthFailure reports whether ipmitool's output says the BMC
+// refused the credentials or the privilege level.
+func mentionsAuthFailure(text string) bool {
+	return containsAny(text, "RAKP 2 HMAC is invalid", "RAKP 2 message indicates an error",
+		"RAKP 4 message has invalid integrity check value", "unauthorized name", "Invalid user name",
+		"Activate Session error", "Invalid Session Privilege", "insufficient privilege")
 }
 
-var noAnswerMarkers = []string{
-	"Get Auth Capabilities error", "No response", "timeout", "Unable to establish", "Connection refused",
+// mentionsNoAnswer reports whether ipmitool's output says nothing (or
+// nothing in time) answered.
+func mentionsNoAnswer(text string) bool {
+	return containsAny(text, "Get Auth Capabilities error", "No response", "timeout", "Unable to establish", "Connection refused")
 }
 
 // filterNoise drops ipmitool -v chatter that is not about the failure.
@@ -206,7 +214,7 @@ func filterNoise(s string) string {
 	return strings.Join(keep, "\n")
 }
 
-func containsAny(s string, subs []string) bool {
+func containsAny(s string, subs ...string) bool {
 	for _, sub := range subs {
 		if strings.Contains(s, sub) {
 			return true

@@ -172,7 +172,7 @@ func TestMissingBinary(t *testing.T) {
 
 func TestCommandsMatchDRP(t *testing.T) {
 	got, _ := Commands(&bmc.Request{Command: bmc.ForceBootPXE, BIOSMode: "uefi"})
-	want := [][]string{stickyBoot, {"raw", "0x00", "0x08", "0x05", "0xe0", "0x04", "0x00", "0x00", "0x00"}}
+	want := [][]string{stickyBoot(), {"raw", "0x00", "0x08", "0x05", "0xe0", "0x04", "0x00", "0x00", "0x00"}}
 	if !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("forcebootpxe uefi = %q", got)
 	}

@@ -112,8 +112,8 @@ func (d *Driver) Close() {
 
 // Do implements bmc.Driver.
 func (d *Driver) Do(ctx context.Context, req *bmc.Request) (any, *models.Error) {
-	op, ok := operations[req.Command]
-	if !ok {
+	op := operationFor(req.Command)
+	if op == nil {
 		return nil, bmc.NotImplemented(Mode, req.Command, "IPMI has no equivalent; use ipmi/mode redfish")
 	}
 	var out any
@@ -130,17 +130,32 @@ func (d *Driver) Do(ctx context.Context, req *bmc.Request) (any, *models.Error) 
 
 type operation func(ctx context.Context, c *ipmi.Client, req *bmc.Request) (any, error)
 
-var operations = map[string]operation{
-	bmc.PowerStatus:   powerStatus,
-	bmc.PowerOn:       control(chassis.ChassisControlPowerUp, "Chassis Power Control: Up/On"),
-	bmc.PowerOff:      control(chassis.ChassisControlPowerDown, "Chassis Power Control: Down/Off"),
-	bmc.PowerCycle:    powerCycle,
-	bmc.NextBootPXE:   bootDevice(types.BootDeviceSelectorForcePXE, "pxe", false),
-	bmc.NextBootDisk:  bootDevice(types.BootDeviceSelectorForceHardDrive, "disk", false),
-	bmc.NextBootCD:    bootDevice(types.BootDeviceSelectorForceCDROM, "cdrom", false),
-	bmc.ForceBootPXE:  bootDevice(types.BootDeviceSelectorForcePXE, "pxe", true),
-	bmc.ForceBootDisk: bootDevice(types.BootDeviceSelectorForceHardDrive, "disk", true),
-	bmc.Identify:      identify,
+// operationFor returns the operation of a machine action, nil when IPMI
+// has none.
+func operationFor(cmd string) operation {
+	switch cmd {
+	case bmc.PowerStatus:
+		return powerStatus
+	case bmc.PowerOn:
+		return control(chassis.ChassisControlPowerUp, "Chassis Power Control: Up/On")
+	case bmc.PowerOff:
+		return control(chassis.ChassisControlPowerDown, "Chassis Power Control: Down/Off")
+	case bmc.PowerCycle:
+		return powerCycle
+	case bmc.NextBootPXE:
+		return bootDevice(types.BootDeviceSelectorForcePXE, "pxe", false)
+	case bmc.NextBootDisk:
+		return bootDevice(types.BootDeviceSelectorForceHardDrive, "disk", false)
+	case bmc.NextBootCD:
+		return bootDevice(types.BootDeviceSelectorForceCDROM, "cdrom", false)
+	case bmc.ForceBootPXE:
+		return bootDevice(types.BootDeviceSelectorForcePXE, "pxe", true)
+	case bmc.ForceBootDisk:
+		return bootDevice(types.BootDeviceSelectorForceHardDrive, "disk", true)
+	case bmc.Identify:
+		return identify
+	}
+	return nil
 }
 
 func powerStatus(ctx context.Context, c *ipmi.Client, _ *bmc.Request) (any, error) {
@@ -238,11 +253,11 @@ func classify(ctx context.Context, t bmc.Target, err error) *models.Error {
 		}
 		return bmc.BMCFailed(t, msg)
 	}
-	if errors.Is(err, ipmi.ErrRAKPAuthentication) || containsAny(msg, authMarkers) {
+	if errors.Is(err, ipmi.ErrRAKPAuthentication) || mentionsAuthFailure(msg) {
 		return bmc.Unauthorized(t, msg)
 	}
 	if re, ok := types.IsResponseError(err); ok {
-		if errors.As(err, new(*loginError)) && containsAny(msg, loginSteps) {
+		if errors.As(err, new(*loginError)) && mentionsLoginStep(msg) {
 			// The BMC answered the login itself with an error: it refused
 			// the user, the password or the privilege level.
 			return bmc.Unauthorized(t, msg)
@@ -254,23 +269,25 @@ func classify(ctx context.Context, t bmc.Target, err error) *models.Error {
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) ||
-		containsAny(msg, timeoutMarkers) {
+		mentionsTimeout(msg) {
 		return bmc.NoAnswer(t, msg)
 	}
 	return bmc.BMCFailed(t, msg)
 }
 
-var authMarkers = []string{
-	"RAKP authentication failed",
-	"unauthorized name",
-	"invalid integrity check value",
-	"Unauthorized name",
-	"Invalid integrity check value",
+// mentionsAuthFailure reports whether go-ipmi's message says the BMC
+// refused the credentials.
+func mentionsAuthFailure(msg string) bool {
+	return containsAny(msg, "RAKP authentication failed", "unauthorized name", "invalid integrity check value",
+		"Unauthorized name", "Invalid integrity check value")
 }
 
-// loginSteps are the session-establishment commands whose error completion
-// codes mean the BMC refused the login.
-var loginSteps = []string{"GetSessionChallenge failed", "ActivateSession failed", "SetSessionPrivilegeLevel"}
+// mentionsLoginStep reports whether msg names a session-establishment
+// command: an error completion code from one of them means the BMC refused
+// the login.
+func mentionsLoginStep(msg string) bool {
+	return containsAny(msg, "GetSessionChallenge failed", "ActivateSession failed", "SetSessionPrivilegeLevel")
+}
 
 // loginError marks an error that happened while opening the session.
 type loginError struct{ err error }
@@ -281,9 +298,13 @@ func (e *loginError) Error() string { return "open IPMI session: " + e.err.Error
 // Unwrap returns go-ipmi's error so callers can inspect it.
 func (e *loginError) Unwrap() error { return e.err }
 
-var timeoutMarkers = []string{"timed out", "deadline exceeded", "no matching IPMI response", "no UDP datagram matched", "i/o timeout"}
+// mentionsTimeout reports whether go-ipmi's message says the BMC did not
+// answer in time.
+func mentionsTimeout(msg string) bool {
+	return containsAny(msg, "timed out", "deadline exceeded", "no matching IPMI response", "no UDP datagram matched", "i/o timeout")
+}
 
-func containsAny(s string, subs []string) bool {
+func containsAny(s string, subs ...string) bool {
 	for _, sub := range subs {
 		if strings.Contains(s, sub) {
 			return true

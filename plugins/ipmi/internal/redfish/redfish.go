@@ -101,8 +101,8 @@ type session struct {
 
 // Do implements bmc.Driver.
 func (d *Driver) Do(ctx context.Context, req *bmc.Request) (any, *models.Error) {
-	h, ok := handlers[req.Command]
-	if !ok {
+	h := handlerFor(req.Command)
+	if h == nil {
 		return nil, bmc.NotImplemented(Mode, req.Command, "")
 	}
 	s, merr := d.open(ctx, req.Target)
@@ -119,31 +119,60 @@ func (d *Driver) Do(ctx context.Context, req *bmc.Request) (any, *models.Error) 
 
 type handler func(ctx context.Context, d *Driver, s *session, req *bmc.Request) (any, error)
 
-var handlers = map[string]handler{
-	bmc.PowerStatus:           powerStatus,
-	bmc.PowerOn:               powerOn,
-	bmc.PowerOff:              powerOff,
-	bmc.PowerCycle:            powerCycle,
-	bmc.NextBootCD:            boot("Once", "Cd"),
-	bmc.NextBootPXE:           boot("Once", "Pxe"),
-	bmc.NextBootDisk:          boot("Once", "Hdd"),
-	bmc.ForceBootPXE:          boot("Continuous", "Pxe"),
-	bmc.ForceBootDisk:         boot("Continuous", "Hdd"),
-	bmc.Identify:              identify,
-	bmc.Status:                status,
-	bmc.GetInfo:               func(_ context.Context, _ *Driver, s *session, _ *bmc.Request) (any, error) { return s.raw, nil },
-	bmc.GetBios:               linked("Bios", false),
-	bmc.GetMemory:             linked("Memory", true),
-	bmc.GetStorage:            linked("Storage", true),
-	bmc.GetSimpleStorage:      linked("SimpleStorage", true),
-	bmc.GetProcessor:          linked("Processors", true),
-	bmc.GetNetworkInterfaces:  linked("NetworkInterfaces", true),
-	bmc.GetEthernetInterfaces: linked("EthernetInterfaces", true),
-	bmc.GetSecureBoot:         secureBoot,
-	bmc.GetBoot:               func(_ context.Context, _ *Driver, s *session, _ *bmc.Request) (any, error) { return s.raw["Boot"], nil },
-	bmc.MountVirtualMedia:     mountMedia,
-	bmc.UnmountVirtualMedia:   unmountMedia,
-	bmc.StatusVirtualMedia:    statusMedia,
+// handlerFor returns the handler of a machine action, nil when Redfish
+// has none.
+func handlerFor(cmd string) handler {
+	switch cmd {
+	case bmc.PowerStatus:
+		return powerStatus
+	case bmc.PowerOn:
+		return powerOn
+	case bmc.PowerOff:
+		return powerOff
+	case bmc.PowerCycle:
+		return powerCycle
+	case bmc.NextBootCD:
+		return boot("Once", "Cd")
+	case bmc.NextBootPXE:
+		return boot("Once", "Pxe")
+	case bmc.NextBootDisk:
+		return boot("Once", "Hdd")
+	case bmc.ForceBootPXE:
+		return boot("Continuous", "Pxe")
+	case bmc.ForceBootDisk:
+		return boot("Continuous", "Hdd")
+	case bmc.Identify:
+		return identify
+	case bmc.Status:
+		return status
+	case bmc.GetInfo:
+		return func(_ context.Context, _ *Driver, s *session, _ *bmc.Request) (any, error) { return s.raw, nil }
+	case bmc.GetBios:
+		return linked("Bios", false)
+	case bmc.GetMemory:
+		return linked("Memory", true)
+	case bmc.GetStorage:
+		return linked("Storage", true)
+	case bmc.GetSimpleStorage:
+		return linked("SimpleStorage", true)
+	case bmc.GetProcessor:
+		return linked("Processors", true)
+	case bmc.GetNetworkInterfaces:
+		return linked("NetworkInterfaces", true)
+	case bmc.GetEthernetInterfaces:
+		return linked("EthernetInterfaces", true)
+	case bmc.GetSecureBoot:
+		return secureBoot
+	case bmc.GetBoot:
+		return func(_ context.Context, _ *Driver, s *session, _ *bmc.Request) (any, error) { return s.raw["Boot"], nil }
+	case bmc.MountVirtualMedia:
+		return mountMedia
+	case bmc.UnmountVirtualMedia:
+		return unmountMedia
+	case bmc.StatusVirtualMedia:
+		return statusMedia
+	}
+	return nil
 }
 
 // open logs in and loads the first system.
@@ -225,12 +254,19 @@ func powerStatus(_ context.Context, _ *Driver, s *session, _ *bmc.Request) (any,
 	return bmc.PowerState{Power: powerOf(s.sys.PowerState), Raw: string(s.sys.PowerState)}, nil
 }
 
-// DRP's ResetType preference chains.
-var (
-	onChain    = []schemas.ResetType{schemas.ForceOnResetType, schemas.OnResetType, schemas.PushPowerButtonResetType, schemas.ForceRestartResetType}
-	offChain   = []schemas.ResetType{schemas.ForceOffResetType, "Off", schemas.GracefulShutdownResetType, schemas.PushPowerButtonResetType, schemas.ForceRestartResetType}
-	cycleChain = []schemas.ResetType{schemas.PowerCycleResetType, schemas.ForceRestartResetType}
-)
+// onChain, offChain and cycleChain are DRP's ResetType preference chains,
+// best first.
+func onChain() []schemas.ResetType {
+	return []schemas.ResetType{schemas.ForceOnResetType, schemas.OnResetType, schemas.PushPowerButtonResetType, schemas.ForceRestartResetType}
+}
+
+func offChain() []schemas.ResetType {
+	return []schemas.ResetType{schemas.ForceOffResetType, "Off", schemas.GracefulShutdownResetType, schemas.PushPowerButtonResetType, schemas.ForceRestartResetType}
+}
+
+func cycleChain() []schemas.ResetType {
+	return []schemas.ResetType{schemas.PowerCycleResetType, schemas.ForceRestartResetType}
+}
 
 // pick returns the first chain entry the system supports; when the system
 // advertises nothing, fallback.
@@ -268,14 +304,14 @@ func powerOn(_ context.Context, _ *Driver, s *session, _ *bmc.Request) (any, err
 	if s.sys.PowerState == schemas.OnPowerState {
 		return map[string]any{"PowerState": "On", "Skipped": true}, nil
 	}
-	return reset(s, onChain, schemas.OnResetType, "power on")
+	return reset(s, onChain(), schemas.OnResetType, "power on")
 }
 
 func powerOff(_ context.Context, _ *Driver, s *session, _ *bmc.Request) (any, error) {
 	if s.sys.PowerState == schemas.OffPowerState {
 		return map[string]any{"PowerState": "Off", "Skipped": true}, nil
 	}
-	return reset(s, offChain, schemas.ForceOffResetType, "power off")
+	return reset(s, offChain(), schemas.ForceOffResetType, "power off")
 }
 
 // powerCycle restarts a running system (PowerCycle, else ForceRestart, else
@@ -284,7 +320,7 @@ func powerCycle(ctx context.Context, d *Driver, s *session, req *bmc.Request) (a
 	if s.sys.PowerState == schemas.OffPowerState {
 		return powerOn(ctx, d, s, req)
 	}
-	if rt, ok, err := pick(s, cycleChain, schemas.ForceRestartResetType); err != nil {
+	if rt, ok, err := pick(s, cycleChain(), schemas.ForceRestartResetType); err != nil {
 		return nil, err
 	} else if ok {
 		if _, err := s.sys.Reset(rt); err != nil {
@@ -310,7 +346,7 @@ func powerCycle(ctx context.Context, d *Driver, s *session, req *bmc.Request) (a
 		case <-time.After(d.opts.PollInterval):
 		}
 	}
-	return reset(s, onChain, schemas.OnResetType, "power on")
+	return reset(s, onChain(), schemas.OnResetType, "power on")
 }
 
 // patch sends a PATCH to uri with the resource's ETag (when it has one).

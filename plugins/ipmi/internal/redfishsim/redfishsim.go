@@ -421,13 +421,6 @@ func (s *Server) reset(w http.ResponseWriter, r *http.Request, body map[string]a
 	w.WriteHeader(204)
 }
 
-var (
-	bootEnabled = []string{"Once", "Continuous", "Disabled"}
-	bootTargets = []string{"None", "Pxe", "Hdd", "Cd", "BiosSetup"}
-	bootModes   = []string{"UEFI", "Legacy"}
-	ledValues   = []string{"Lit", "Blinking", "Off"}
-)
-
 func (s *Server) patchSystem(w http.ResponseWriter, r *http.Request, body map[string]any) {
 	en, tgt, mode, led, loc := s.bootEn, s.bootTgt, s.bootMode, s.led, s.locActive
 	for k, v := range body {
@@ -443,11 +436,11 @@ func (s *Server) patchSystem(w http.ResponseWriter, r *http.Request, body map[st
 				var allowed []string
 				switch bk {
 				case "BootSourceOverrideEnabled":
-					allowed, en = bootEnabled, str
+					allowed, en = []string{"Once", "Continuous", "Disabled"}, str
 				case "BootSourceOverrideTarget":
-					allowed, tgt = bootTargets, str
+					allowed, tgt = []string{"None", "Pxe", "Hdd", "Cd", "BiosSetup"}, str
 				case "BootSourceOverrideMode":
-					allowed, mode = bootModes, str
+					allowed, mode = []string{"UEFI", "Legacy"}, str
 				default:
 					s.fail(w, r, 400, "PropertyNotWritable", "Boot."+bk+" is not writable")
 					return
@@ -459,7 +452,7 @@ func (s *Server) patchSystem(w http.ResponseWriter, r *http.Request, body map[st
 			}
 		case "IndicatorLED":
 			str, _ := v.(string)
-			if s.opts.LocationIndicatorOnly || !slices.Contains(ledValues, str) {
+			if s.opts.LocationIndicatorOnly || !slices.Contains([]string{"Lit", "Blinking", "Off"}, str) {
 				s.fail(w, r, 400, "PropertyValueNotInList", fmt.Sprintf("IndicatorLED value %v not accepted", v))
 				return
 			}
