@@ -60,12 +60,11 @@ func TestInitAppRequiresConfigurer(t *testing.T) {
 	}
 }
 
-var contentDir = fstest.MapFS{
-	"content/._Description.meta": {Data: []byte("SDK test content\n")},
-	"content/params/p.yaml":      {Data: []byte("Name: sdktest/p\nSchema:\n  type: string\n")},
-}
-
 func TestDefine(t *testing.T) {
+	contentDir := fstest.MapFS{
+		"content/._Description.meta": {Data: []byte("SDK test content\n")},
+		"content/params/p.yaml":      {Data: []byte("Name: sdktest/p\nSchema:\n  type: string\n")},
+	}
 	def := testDef()
 	app := pluginsdk.InitApp("sdktest", "test", "v1.2.3", def, configOnly{}).WithContent(contentDir)
 	stdout, stderr, err := run(t, app, map[string]string{"RS_TOKEN": "x"}, "define", "ignored-extra-arg")

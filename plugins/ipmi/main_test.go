@@ -24,18 +24,20 @@ import (
 func TestMain(m *testing.M) { os.Exit(plugintest.Main(m)) }
 
 // drpParams are the 61 params of DRP's ipmi pack.
-var drpParams = []string{"ipmi/address", "ipmi/address-v4", "ipmi/address-v6", "ipmi/auto-boot-target", "ipmi/configure/address",
-	"ipmi/configure/cert-country", "ipmi/configure/cert-locality", "ipmi/configure/cert-org-unit", "ipmi/configure/cert-org",
-	"ipmi/configure/cert-province", "ipmi/configure/certificate", "ipmi/configure/dns-servers", "ipmi/configure/domain",
-	"ipmi/configure/gateway", "ipmi/configure/generate-csr", "ipmi/configure/generate-random-password", "ipmi/configure/hostname",
-	"ipmi/configure/ip-mode", "ipmi/configure/key", "ipmi/configure/netmask", "ipmi/configure/network", "ipmi/configure/no-bmc-fatal",
-	"ipmi/configure/ntp-servers", "ipmi/configure/password", "ipmi/configure/port", "ipmi/configure/post-csr-task",
-	"ipmi/configure/random-password-settings", "ipmi/configure/reserve-ip", "ipmi/configure/timezone", "ipmi/configure/user",
-	"ipmi/configure/userid", "ipmi/configure/username", "ipmi/csr", "ipmi/enabled", "ipmi/extra-ipmi-commands", "ipmi/force-lan-chan",
-	"ipmi/force-protocol", "ipmi/gateway", "ipmi/gateway-v4", "ipmi/gateway-v6", "ipmi/identify-duration", "ipmi/ipsrc", "ipmi/ipsrc-v4",
-	"ipmi/ipsrc-v6", "ipmi/lpar-id", "ipmi/macaddr", "ipmi/mode", "ipmi/netmask", "ipmi/netmask-v4", "ipmi/netmask-v6", "ipmi/password",
-	"ipmi/port-ipmitool", "ipmi/port-lpar", "ipmi/port-racadm", "ipmi/port-redfish", "ipmi/prefer-v6", "ipmi/service-user",
-	"ipmi/skip-status-validation", "ipmi/username", "ipmi/virtual-media-boot", "ipmi/virtual-media-url"}
+func drpParams() []string {
+	return []string{"ipmi/address", "ipmi/address-v4", "ipmi/address-v6", "ipmi/auto-boot-target", "ipmi/configure/address",
+		"ipmi/configure/cert-country", "ipmi/configure/cert-locality", "ipmi/configure/cert-org-unit", "ipmi/configure/cert-org",
+		"ipmi/configure/cert-province", "ipmi/configure/certificate", "ipmi/configure/dns-servers", "ipmi/configure/domain",
+		"ipmi/configure/gateway", "ipmi/configure/generate-csr", "ipmi/configure/generate-random-password", "ipmi/configure/hostname",
+		"ipmi/configure/ip-mode", "ipmi/configure/key", "ipmi/configure/netmask", "ipmi/configure/network", "ipmi/configure/no-bmc-fatal",
+		"ipmi/configure/ntp-servers", "ipmi/configure/password", "ipmi/configure/port", "ipmi/configure/post-csr-task",
+		"ipmi/configure/random-password-settings", "ipmi/configure/reserve-ip", "ipmi/configure/timezone", "ipmi/configure/user",
+		"ipmi/configure/userid", "ipmi/configure/username", "ipmi/csr", "ipmi/enabled", "ipmi/extra-ipmi-commands", "ipmi/force-lan-chan",
+		"ipmi/force-protocol", "ipmi/gateway", "ipmi/gateway-v4", "ipmi/gateway-v6", "ipmi/identify-duration", "ipmi/ipsrc", "ipmi/ipsrc-v4",
+		"ipmi/ipsrc-v6", "ipmi/lpar-id", "ipmi/macaddr", "ipmi/mode", "ipmi/netmask", "ipmi/netmask-v4", "ipmi/netmask-v6", "ipmi/password",
+		"ipmi/port-ipmitool", "ipmi/port-lpar", "ipmi/port-racadm", "ipmi/port-redfish", "ipmi/prefer-v6", "ipmi/service-user",
+		"ipmi/skip-status-validation", "ipmi/username", "ipmi/virtual-media-boot", "ipmi/virtual-media-url"}
+}
 
 // TestDefine runs the built binary's define, as the host does.
 func TestDefine(t *testing.T) {
@@ -57,12 +59,12 @@ func TestDefine(t *testing.T) {
 	if c.Meta.Name != "ipmi" || c.Meta.Type != "plugin" {
 		t.Fatalf("content meta %+v", c.Meta)
 	}
-	for _, name := range drpParams {
+	for _, name := range drpParams() {
 		if plugintest.ParamSchema(t, c, name)["type"] == nil {
 			t.Fatalf("%s has no schema type", name)
 		}
 	}
-	if len(drpParams) != 61 {
+	if len(drpParams()) != 61 {
 		t.Fatal("test list drifted")
 	}
 	secure := []string{}

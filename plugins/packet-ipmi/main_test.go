@@ -29,8 +29,10 @@ const (
 )
 
 // drpParams are the ten params of DRP's packet-ipmi pack.
-var drpParams = []string{"packet/always-pxe", "packet/api-key", "packet/facility", "packet/import-existing",
-	"packet/ipxe-script-url", "packet/name", "packet/plan", "packet/project-id", "packet/sos", "packet/uuid"}
+func drpParams() []string {
+	return []string{"packet/always-pxe", "packet/api-key", "packet/facility", "packet/import-existing",
+		"packet/ipxe-script-url", "packet/name", "packet/plan", "packet/project-id", "packet/sos", "packet/uuid"}
+}
 
 func pack(t *testing.T) *models.Content {
 	t.Helper()
@@ -54,7 +56,7 @@ func TestDefine(t *testing.T) {
 	if c.Meta.Name != "packet-ipmi" || c.Meta.Type != "plugin" || c.Meta.Order != "2001" || c.Meta.Icon != "rocket" {
 		t.Fatalf("content meta %+v", c.Meta)
 	}
-	for _, name := range append(drpParams, "packet/api-url", "packet/delete-missing", "packet/poll-interval",
+	for _, name := range append(drpParams(), "packet/api-url", "packet/delete-missing", "packet/poll-interval",
 		"packet/create-timeout", "packet/api-timeout", "packet/metadata-url") {
 		if plugintest.ParamSchema(t, c, name)["type"] == nil {
 			t.Fatalf("%s has no schema type", name)

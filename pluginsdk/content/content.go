@@ -35,34 +35,60 @@ import (
 // than YAML/JSON objects.
 const TemplatesSection = "templates"
 
-// metaDefaults are the values DRP's bundler uses when a ._<Field>.meta file
+// metaDefault is the value DRP's bundler uses when a ._<Field>.meta file
 // is missing.
-var metaDefaults = map[string]string{"Name": "Unspecified", "Version": "v0.0.0", "Type": "dynamic"}
-
-// keyFields maps the section names provision/DRP know to the name of their
-// key field. Sections not listed here hold RawModels keyed by "Id".
-var keyFields = map[string]string{
-	"bootenvs": "Name", "catalog_items": "Id", "contexts": "Name", "endpoints": "Id",
-	"identity_providers": "Name", "jobs": "Uuid", "leases": "Addr", "machines": "Uuid",
-	"params": "Name", "plugins": "Name", "pools": "Id", "preferences": "Name",
-	"profiles": "Name", "reservations": "Addr", "roles": "Name", "stages": "Name",
-	"subnets": "Name", "tasks": "Name", "templates": "ID", "tenants": "Name",
-	"users": "Name", "version_sets": "Id", "workflows": "Name",
+func metaDefault(field string) string {
+	switch field {
+	case "Name":
+		return "Unspecified"
+	case "Version":
+		return "v0.0.0"
+	case "Type":
+		return "dynamic"
+	}
+	return ""
 }
 
-// typed lists the sections provision has a Go model for; their objects are
-// Fill()ed so the bundle carries the same defaults DRP emits.
-var typed = map[string]func() models.Model{
-	"params":   func() models.Model { return &models.Param{} },
-	"profiles": func() models.Model { return &models.Profile{} },
-	"plugins":  func() models.Model { return &models.Plugin{} },
-	"machines": func() models.Model { return &models.Machine{} },
+// knownKeyField returns the name of the key field of a section provision
+// or DRP knows; ok is false for other sections, which hold RawModels.
+func knownKeyField(section string) (field string, ok bool) {
+	switch section {
+	case "bootenvs", "contexts", "identity_providers", "params", "plugins", "preferences", "profiles",
+		"roles", "stages", "subnets", "tasks", "tenants", "users", "workflows":
+		return "Name", true
+	case "catalog_items", "endpoints", "pools", "version_sets":
+		return "Id", true
+	case "jobs", "machines":
+		return "Uuid", true
+	case "leases", "reservations":
+		return "Addr", true
+	case "templates":
+		return "ID", true
+	}
+	return "", false
+}
+
+// newTyped returns an empty Go model for the sections provision has one
+// for (nil otherwise); their objects are Fill()ed so the bundle carries the
+// same defaults DRP emits.
+func newTyped(section string) models.Model {
+	switch section {
+	case "params":
+		return &models.Param{}
+	case "profiles":
+		return &models.Profile{}
+	case "plugins":
+		return &models.Plugin{}
+	case "machines":
+		return &models.Machine{}
+	}
+	return nil
 }
 
 // KeyField returns the name of the key field of objects in section: Name,
 // Uuid, ID... and Id for sections unknown to provision (RawModels).
 func KeyField(section string) string {
-	if k, ok := keyFields[section]; ok {
+	if k, ok := knownKeyField(section); ok {
 		return k
 	}
 	return "Id"
@@ -79,7 +105,7 @@ func FromFS(fsys fs.FS) (*models.Content, error) {
 		case err == nil:
 			meta[f] = strings.TrimSpace(string(buf))
 		case errors.Is(err, fs.ErrNotExist):
-			meta[f] = metaDefaults[f]
+			meta[f] = metaDefault(f)
 		default:
 			return nil, fmt.Errorf("content: reading ._%s.meta: %w", f, err)
 		}
@@ -186,10 +212,8 @@ func readSection(fsys fs.FS, section string) (map[string]any, error) {
 // normalize fills an object the way DRP's bundler does (full model fields
 // with defaults) and converts it to plain JSON-shaped data.
 func normalize(section string, obj map[string]any) (map[string]any, error) {
-	var m models.Model
-	if mk, ok := typed[section]; ok {
-		m = mk()
-	} else if _, known := keyFields[section]; !known {
+	m := newTyped(section)
+	if _, known := knownKeyField(section); m == nil && !known {
 		obj["Type"] = section
 		m = models.RawModel(obj)
 	}

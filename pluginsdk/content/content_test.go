@@ -206,3 +206,15 @@ func TestRoot(t *testing.T) {
 		t.Fatalf("Root changed a directory-format pack: %T", got)
 	}
 }
+
+func TestKeyField(t *testing.T) {
+	for section, want := range map[string]string{
+		"params": "Name", "workflows": "Name", "identity_providers": "Name", "machines": "Uuid", "jobs": "Uuid",
+		"leases": "Addr", "reservations": "Addr", "templates": "ID", "pools": "Id", "version_sets": "Id",
+		"typed-cows": "Id",
+	} {
+		if got := KeyField(section); got != want {
+			t.Errorf("KeyField(%q) = %q, want %q", section, got, want)
+		}
+	}
+}

@@ -39,11 +39,8 @@ type fakeServer struct {
 	actions   []map[string]any  // recorded action invocations
 	wsConns   map[*websocket.Conn]map[string]bool
 	changed   chan struct{}
-}
-
-var keyFields = map[string]string{
-	"machines": "Uuid", "profiles": "Name", "params": "Name", "users": "Name",
-	"plugins": "Name", "plugin_providers": "Name",
+	// keyFields maps each collection the fake serves to its key field.
+	keyFields map[string]string
 }
 
 func newFakeServer(t *testing.T) (*fakeServer, *httptest.Server) {
@@ -55,8 +52,12 @@ func newFakeServer(t *testing.T) (*fakeServer, *httptest.Server) {
 		tokens:    map[string]string{"admin-token": "rocketskates"},
 		wsConns:   map[*websocket.Conn]map[string]bool{},
 		changed:   make(chan struct{}),
+		keyFields: map[string]string{
+			"machines": "Uuid", "profiles": "Name", "params": "Name", "users": "Name",
+			"plugins": "Name", "plugin_providers": "Name",
+		},
 	}
-	for p := range keyFields {
+	for p := range f.keyFields {
 		f.objs[p] = map[string]map[string]any{}
 	}
 	f.objs["profiles"]["global"] = map[string]any{"Name": "global", "Params": map[string]any{"g/param": "from-global"}}
@@ -183,7 +184,7 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	parts := strings.SplitN(path, "/", 4)
 	prefix := parts[0]
-	if _, ok := keyFields[prefix]; !ok {
+	if _, ok := f.keyFields[prefix]; !ok {
 		fail(w, 404, r.Method, "", "/api/v3/"+path, "No route")
 		return
 	}
@@ -279,7 +280,7 @@ func (f *fakeServer) serveCollection(w http.ResponseWriter, r *http.Request, pre
 			}
 		}
 		f.mu.Unlock()
-		kf := keyFields[prefix]
+		kf := f.keyFields[prefix]
 		sort.Slice(res, func(i, j int) bool { return fmt.Sprint(res[i][kf]) < fmt.Sprint(res[j][kf]) })
 		if l := r.URL.Query().Get("limit"); l != "" {
 			var n int
@@ -293,7 +294,7 @@ func (f *fakeServer) serveCollection(w http.ResponseWriter, r *http.Request, pre
 			fail(w, 400, "CREATE", prefix, "", "body must be a JSON object")
 			return
 		}
-		kf := keyFields[prefix]
+		kf := f.keyFields[prefix]
 		if kf == "Uuid" && o[kf] == nil {
 			o[kf] = uuid.NewString()
 		}

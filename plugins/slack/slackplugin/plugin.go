@@ -71,9 +71,12 @@ func badConfig(format string, args ...any) *models.Error {
 
 // sampleEvent is rendered at Config time so that template execution errors
 // (unknown fields, bad function arguments) are reported to the operator.
-var sampleEvent = models.Event{
-	Type: "machines", Action: "create", Key: "00000000-0000-0000-0000-000000000000", Principal: "user:rocketskates",
-	Object: map[string]any{"Name": "sample", "Uuid": "00000000-0000-0000-0000-000000000000", "Params": map[string]any{}},
+// Each call builds a new event: concurrent Configs share nothing.
+func sampleEvent() *models.Event {
+	return &models.Event{
+		Type: "machines", Action: "create", Key: "00000000-0000-0000-0000-000000000000", Principal: "user:rocketskates",
+		Object: map[string]any{"Name": "sample", "Uuid": "00000000-0000-0000-0000-000000000000", "Params": map[string]any{}},
+	}
 }
 
 func (p *Plugin) parse(ctx context.Context, params map[string]any) (*settings, *models.Error) {
@@ -136,7 +139,7 @@ func (p *Plugin) parse(ctx context.Context, params map[string]any) (*settings, *
 	if s.tmpl, err = ParseTemplate(text); err != nil {
 		return nil, badConfig("%v", err)
 	}
-	if _, err := Render(s.tmpl, &sampleEvent); err != nil {
+	if _, err := Render(s.tmpl, sampleEvent()); err != nil {
 		return nil, badConfig("%v", err)
 	}
 	return s, nil

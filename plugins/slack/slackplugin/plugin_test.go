@@ -2,7 +2,6 @@ package slackplugin
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -20,15 +19,16 @@ import (
 
 const testToken = "xoxb-test-1234"
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+// quiet is a logger that drops everything, for tests that do not look at logs.
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func newTestPlugin(t *testing.T, opts Options) (*Plugin, *fakewait.Recorder) {
 	t.Helper()
 	rec := &fakewait.Recorder{}
 	opts.Notifier.Wait = rec.Wait
-	opts.Notifier.Logger = quiet
+	opts.Notifier.Logger = quiet()
 	p := New(opts)
-	t.Cleanup(func() { p.Stop(context.Background(), quiet) })
+	t.Cleanup(func() { p.Stop(context.Background(), quiet()) })
 	return p, rec
 }
 
@@ -59,20 +59,20 @@ func TestBotTokenPublishesSelectedEvents(t *testing.T) {
 	p, _ := newTestPlugin(t, Options{SlackAPIURL: fs.URL()})
 	ctx := context.Background()
 
-	if err := p.Config(ctx, quiet, nil, map[string]any{
+	if err := p.Config(ctx, quiet(), nil, map[string]any{
 		ParamBotKey: testToken, ParamChannel: "C0123", ParamEvents: []any{"machines.create.*"},
 	}); err != nil {
 		t.Fatalf("Config: %v", err)
 	}
-	if got := p.SelectEvents(ctx, quiet); !reflect.DeepEqual(got, []string{"machines.create.*"}) {
+	if got := p.SelectEvents(ctx, quiet()); !reflect.DeepEqual(got, []string{"machines.create.*"}) {
 		t.Fatalf("SelectEvents = %v", got)
 	}
 	// Not selected: must not be posted. Sent first so that, the worker being
 	// FIFO, its absence is certain once the selected one has arrived.
-	if err := p.Publish(ctx, quiet, machineEvent("update", "node-0")); err != nil {
+	if err := p.Publish(ctx, quiet(), machineEvent("update", "node-0")); err != nil {
 		t.Fatalf("Publish(update): %v", err)
 	}
-	if err := p.Publish(ctx, quiet, machineEvent("create", "node-1")); err != nil {
+	if err := p.Publish(ctx, quiet(), machineEvent("create", "node-1")); err != nil {
 		t.Fatalf("Publish(create): %v", err)
 	}
 	plugintest.Eventually(t, 10*time.Second, "one chat.postMessage", func() bool { return len(fs.Posts()) >= 1 })
@@ -99,7 +99,7 @@ func TestAPIURLParam(t *testing.T) {
 	fs := slackfake.NewSlack(t, testToken)
 	p, _ := newTestPlugin(t, Options{})
 	ctx := context.Background()
-	if err := p.Config(ctx, quiet, nil, map[string]any{
+	if err := p.Config(ctx, quiet(), nil, map[string]any{
 		ParamBotKey: testToken, ParamChannel: "#ops", ParamAPIURL: strings.TrimSuffix(fs.URL(), "/"),
 	}); err != nil {
 		t.Fatalf("Config: %v", err)
@@ -107,7 +107,7 @@ func TestAPIURLParam(t *testing.T) {
 	if fs.AuthCalls() != 1 {
 		t.Fatalf("auth.test calls %d", fs.AuthCalls())
 	}
-	if _, err := p.Action(ctx, quiet, &models.Action{Command: ActionNotify, Params: map[string]any{ParamMessage: "hi"}}); err != nil {
+	if _, err := p.Action(ctx, quiet(), &models.Action{Command: ActionNotify, Params: map[string]any{ParamMessage: "hi"}}); err != nil {
 		t.Fatalf("slack-notify: %v", err)
 	}
 	if texts := fs.Texts(); len(texts) != 1 || texts[0] != "hi" || fs.Posts()[0].Get("channel") != "#ops" {
@@ -119,19 +119,19 @@ func TestDefaultEventsAndCustomTemplate(t *testing.T) {
 	wh := slackfake.NewWebhook(t)
 	p, _ := newTestPlugin(t, Options{HTTPClient: wh.Client()})
 	ctx := context.Background()
-	if err := p.Config(ctx, quiet, nil, map[string]any{
+	if err := p.Config(ctx, quiet(), nil, map[string]any{
 		ParamWebhookURL: wh.URL(),
 		ParamTemplate:   `{{.Type}}/{{.Action}}/{{.Name}}/{{index .Object "Uuid"}}`,
 	}); err != nil {
 		t.Fatalf("Config: %v", err)
 	}
-	if got := p.SelectEvents(ctx, quiet); !reflect.DeepEqual(got, []string{"machines.create.*", "machines.delete.*", "plugins.stopped.*"}) {
+	if got := p.SelectEvents(ctx, quiet()); !reflect.DeepEqual(got, []string{"machines.create.*", "machines.delete.*", "plugins.stopped.*"}) {
 		t.Fatalf("default SelectEvents = %v", got)
 	}
-	if err := p.Publish(ctx, quiet, machineEvent("delete", "node-2")); err != nil {
+	if err := p.Publish(ctx, quiet(), machineEvent("delete", "node-2")); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Publish(ctx, quiet, &models.Event{Type: "plugins", Action: "stopped", Key: "ipmi", Object: map[string]any{"Name": "ipmi"}}); err != nil {
+	if err := p.Publish(ctx, quiet(), &models.Event{Type: "plugins", Action: "stopped", Key: "ipmi", Object: map[string]any{"Name": "ipmi"}}); err != nil {
 		t.Fatal(err)
 	}
 	plugintest.Eventually(t, 10*time.Second, "two webhook posts", func() bool { return len(wh.Bodies()) >= 2 })
@@ -146,10 +146,10 @@ func TestWebhookRetryAfterThenSuccess(t *testing.T) {
 	wh.RateLimit(1, "3")
 	p, rec := newTestPlugin(t, Options{HTTPClient: wh.Client()})
 	ctx := context.Background()
-	if err := p.Config(ctx, quiet, nil, map[string]any{ParamWebhookURL: wh.URL()}); err != nil {
+	if err := p.Config(ctx, quiet(), nil, map[string]any{ParamWebhookURL: wh.URL()}); err != nil {
 		t.Fatalf("Config: %v", err)
 	}
-	if err := p.Publish(ctx, quiet, machineEvent("create", "node-3")); err != nil {
+	if err := p.Publish(ctx, quiet(), machineEvent("create", "node-3")); err != nil {
 		t.Fatal(err)
 	}
 	plugintest.Eventually(t, 10*time.Second, "webhook delivery", func() bool { return p.Stats().Delivered == 1 })
@@ -169,10 +169,10 @@ func TestBotRetryAfterThenSuccess(t *testing.T) {
 	fs.RateLimit(2, "7")
 	p, rec := newTestPlugin(t, Options{SlackAPIURL: fs.URL()})
 	ctx := context.Background()
-	if err := p.Config(ctx, quiet, nil, map[string]any{ParamBotKey: testToken, ParamChannel: "#ops"}); err != nil {
+	if err := p.Config(ctx, quiet(), nil, map[string]any{ParamBotKey: testToken, ParamChannel: "#ops"}); err != nil {
 		t.Fatalf("Config: %v", err)
 	}
-	got, merr := p.Action(ctx, quiet, &models.Action{Command: ActionNotify, Params: map[string]any{ParamMessage: "deploy done"}})
+	got, merr := p.Action(ctx, quiet(), &models.Action{Command: ActionNotify, Params: map[string]any{ParamMessage: "deploy done"}})
 	if merr != nil || got != "Posted" {
 		t.Fatalf("Action = %v, %v", got, merr)
 	}
@@ -189,10 +189,10 @@ func TestBackoffOnServerErrorsAndGiveUp(t *testing.T) {
 	wh.FailWith(http.StatusBadGateway)
 	p, rec := newTestPlugin(t, Options{HTTPClient: wh.Client(), Notifier: NotifierOptions{MaxAttempts: 4, BaseBackoff: time.Second}})
 	ctx := context.Background()
-	if err := p.Config(ctx, quiet, nil, map[string]any{ParamWebhookURL: wh.URL()}); err != nil {
+	if err := p.Config(ctx, quiet(), nil, map[string]any{ParamWebhookURL: wh.URL()}); err != nil {
 		t.Fatal(err)
 	}
-	_, merr := p.Action(ctx, quiet, &models.Action{Command: ActionNotify, Params: map[string]any{ParamMessage: "x"}})
+	_, merr := p.Action(ctx, quiet(), &models.Action{Command: ActionNotify, Params: map[string]any{ParamMessage: "x"}})
 	if merr == nil || merr.Code != http.StatusConflict || !strings.Contains(merr.Messages[0], "502") {
 		t.Fatalf("want 409 naming the 502, got %v", merr)
 	}
@@ -212,10 +212,10 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 	wh.FailWith(http.StatusForbidden)
 	p, rec := newTestPlugin(t, Options{HTTPClient: wh.Client()})
 	ctx := context.Background()
-	if err := p.Config(ctx, quiet, nil, map[string]any{ParamWebhookURL: wh.URL()}); err != nil {
+	if err := p.Config(ctx, quiet(), nil, map[string]any{ParamWebhookURL: wh.URL()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Publish(ctx, quiet, machineEvent("create", "n")); err != nil {
+	if err := p.Publish(ctx, quiet(), machineEvent("create", "n")); err != nil {
 		t.Fatal(err)
 	}
 	plugintest.Eventually(t, 10*time.Second, "failure recorded", func() bool { return p.Stats().Failed == 1 })
@@ -225,10 +225,10 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 
 	fs := slackfake.NewSlack(t, testToken)
 	p2, rec2 := newTestPlugin(t, Options{SlackAPIURL: fs.URL()})
-	if err := p2.Config(ctx, quiet, nil, map[string]any{ParamBotKey: testToken, ParamChannel: slackfake.UnknownChannel}); err != nil {
+	if err := p2.Config(ctx, quiet(), nil, map[string]any{ParamBotKey: testToken, ParamChannel: slackfake.UnknownChannel}); err != nil {
 		t.Fatal(err)
 	}
-	_, merr := p2.Action(ctx, quiet, &models.Action{Command: ActionNotify, Params: map[string]any{ParamMessage: "x"}})
+	_, merr := p2.Action(ctx, quiet(), &models.Action{Command: ActionNotify, Params: map[string]any{ParamMessage: "x"}})
 	if merr == nil || !strings.Contains(merr.Messages[0], "channel_not_found") || len(rec2.Waits()) != 0 {
 		t.Fatalf("channel_not_found: %v, waits %v", merr, rec2.Waits())
 	}
@@ -241,7 +241,7 @@ func TestConfigRejectsBadInputAndKeepsPreviousConfig(t *testing.T) {
 	ctx := context.Background()
 
 	good := map[string]any{ParamWebhookURL: wh.URL(), ParamEvents: []any{"machines.create.*"}}
-	if err := p.Config(ctx, quiet, nil, good); err != nil {
+	if err := p.Config(ctx, quiet(), nil, good); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -265,7 +265,7 @@ func TestConfigRejectsBadInputAndKeepsPreviousConfig(t *testing.T) {
 		{"template field", map[string]any{ParamWebhookURL: wh.URL(), ParamTemplate: "{{.Nope}}"}, "Nope"},
 	}
 	for _, c := range cases {
-		err := p.Config(ctx, quiet, nil, c.params)
+		err := p.Config(ctx, quiet(), nil, c.params)
 		if err == nil {
 			t.Errorf("%s: accepted", c.name)
 			continue
@@ -281,10 +281,10 @@ func TestConfigRejectsBadInputAndKeepsPreviousConfig(t *testing.T) {
 		}
 	}
 	// The earlier, good configuration is still in force.
-	if got := p.SelectEvents(ctx, quiet); !reflect.DeepEqual(got, []string{"machines.create.*"}) {
+	if got := p.SelectEvents(ctx, quiet()); !reflect.DeepEqual(got, []string{"machines.create.*"}) {
 		t.Fatalf("SelectEvents after bad configs = %v", got)
 	}
-	if err := p.Publish(ctx, quiet, machineEvent("create", "still-works")); err != nil {
+	if err := p.Publish(ctx, quiet(), machineEvent("create", "still-works")); err != nil {
 		t.Fatal(err)
 	}
 	plugintest.Eventually(t, 10*time.Second, "post with the old config", func() bool { return len(wh.Bodies()) == 1 })
@@ -293,7 +293,7 @@ func TestConfigRejectsBadInputAndKeepsPreviousConfig(t *testing.T) {
 func TestPublishNeverBlocksWhenQueueIsFull(t *testing.T) {
 	block := make(chan struct{})
 	started := make(chan struct{}, 1)
-	n := NewNotifier(NotifierOptions{QueueLen: 2, Logger: quiet})
+	n := NewNotifier(NotifierOptions{QueueLen: 2, Logger: quiet()})
 	n.SetSender(senderFunc(func(ctx context.Context, _ string) error {
 		select {
 		case started <- struct{}{}:
@@ -335,7 +335,7 @@ func TestPublishReportsQueueFull(t *testing.T) {
 	wh := slackfake.NewWebhook(t)
 	p, _ := newTestPlugin(t, Options{HTTPClient: wh.Client(), Notifier: NotifierOptions{QueueLen: 1}})
 	ctx := context.Background()
-	if err := p.Config(ctx, quiet, nil, map[string]any{ParamWebhookURL: wh.URL()}); err != nil {
+	if err := p.Config(ctx, quiet(), nil, map[string]any{ParamWebhookURL: wh.URL()}); err != nil {
 		t.Fatal(err)
 	}
 	// Hold the fake's lock so the first delivery blocks in the handler.
@@ -343,7 +343,7 @@ func TestPublishReportsQueueFull(t *testing.T) {
 	defer resume()
 	var full bool
 	for i := 0; i < 5 && !full; i++ {
-		if err := p.Publish(ctx, quiet, machineEvent("create", "n")); err != nil {
+		if err := p.Publish(ctx, quiet(), machineEvent("create", "n")); err != nil {
 			if err.Code != http.StatusServiceUnavailable {
 				t.Fatalf("queue full error: %+v", err)
 			}
@@ -359,14 +359,14 @@ func TestPublishReportsQueueFull(t *testing.T) {
 func TestActionErrors(t *testing.T) {
 	p, _ := newTestPlugin(t, Options{})
 	ctx := context.Background()
-	if _, err := p.Action(ctx, quiet, &models.Action{Command: "explode"}); err == nil || err.Code != 404 {
+	if _, err := p.Action(ctx, quiet(), &models.Action{Command: "explode"}); err == nil || err.Code != 404 {
 		t.Fatalf("unknown command: %v", err)
 	}
-	if _, err := p.Action(ctx, quiet, &models.Action{Command: ActionNotify, Params: map[string]any{}}); err == nil || err.Code != 400 ||
+	if _, err := p.Action(ctx, quiet(), &models.Action{Command: ActionNotify, Params: map[string]any{}}); err == nil || err.Code != 400 ||
 		err.Messages[0] != "Must specify slack/message" {
 		t.Fatalf("missing message: %v", err)
 	}
-	if _, err := p.Action(ctx, quiet, &models.Action{Command: ActionNotify, Params: map[string]any{ParamMessage: "hi"}}); err == nil || err.Code != 409 {
+	if _, err := p.Action(ctx, quiet(), &models.Action{Command: ActionNotify, Params: map[string]any{ParamMessage: "hi"}}); err == nil || err.Code != 409 {
 		t.Fatalf("unconfigured: %v", err)
 	}
 }

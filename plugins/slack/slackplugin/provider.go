@@ -27,11 +27,11 @@ const ProviderName = "slack"
 // ActionNotify is the system action that posts slack/message.
 const ActionNotify = "slack-notify"
 
-// DefaultEvents are the event filters used when slack/events is unset.
-var defaultEvents = []string{"machines.create.*", "machines.delete.*", "plugins.stopped.*"}
-
-// DefaultEvents returns a copy of the filters used when slack/events is unset.
-func DefaultEvents() []string { return append([]string(nil), defaultEvents...) }
+// DefaultEvents returns the filters used when slack/events is unset (a new
+// slice on every call).
+func DefaultEvents() []string {
+	return []string{"machines.create.*", "machines.delete.*", "plugins.stopped.*"}
+}
 
 // DefaultTemplate is the Go text/template used when slack/template is unset.
 // It names the event type, action, key, object name and principal.

@@ -161,10 +161,13 @@ func (b *BotSender) Send(ctx context.Context, text string) error {
 // Describe implements Sender.
 func (b *BotSender) Describe() string { return "chat.postMessage to " + b.channel }
 
-// slackRetryable lists Slack API error codes worth retrying.
-var slackRetryable = map[string]bool{
-	"internal_error": true, "fatal_error": true, "service_unavailable": true,
-	"request_timeout": true, "ratelimited": true,
+// slackRetryable reports whether a Slack API error code is worth retrying.
+func slackRetryable(code string) bool {
+	switch code {
+	case "internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited":
+		return true
+	}
+	return false
 }
 
 // classify tells how to react to a Send error: retryAfter > 0 when Slack
@@ -182,7 +185,7 @@ func classify(err error) (retry bool, retryAfter time.Duration) {
 	}
 	var se slack.SlackErrorResponse
 	if errors.As(err, &se) {
-		return slackRetryable[se.Err], 0
+		return slackRetryable(se.Err), 0
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {

@@ -21,7 +21,7 @@ func TestAgainstRealServer(t *testing.T) {
 	vb.AddVM(t, "20000000-0000-4000-8000-000000000001", "imported", "poweroff", "080027000001")
 
 	p := New(Options{Jitter: func() time.Duration { return 0 }})
-	if err := p.Configure(ctx, quiet, api, map[string]any{"Name": instance, ParamVBoxManage: vb.path, ParamImportExisting: true}); err != nil {
+	if err := p.Configure(ctx, quiet(), api, map[string]any{"Name": instance, ParamVBoxManage: vb.path, ParamImportExisting: true}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	var ms []*models.Machine
@@ -33,7 +33,7 @@ func TestAgainstRealServer(t *testing.T) {
 		t.Fatalf("imported machines: %+v", ms)
 	}
 	// A second import finds the machine by virtualbox/id and adds nothing.
-	if err := p.Configure(ctx, quiet, api, map[string]any{"Name": instance, ParamVBoxManage: vb.path, ParamImportExisting: true}); err != nil {
+	if err := p.Configure(ctx, quiet(), api, map[string]any{"Name": instance, ParamVBoxManage: vb.path, ParamImportExisting: true}); err != nil {
 		t.Fatalf("second Configure: %v", err)
 	}
 	ms = nil
@@ -46,7 +46,7 @@ func TestAgainstRealServer(t *testing.T) {
 	if err := api.Create(ctx, "machines", m, m); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Publish(ctx, quiet, &models.Event{Type: "machines", Action: "create", Key: m.UUID(), Object: m}); err != nil {
+	if err := p.Publish(ctx, quiet(), &models.Event{Type: "machines", Action: "create", Key: m.UUID(), Object: m}); err != nil {
 		t.Fatal(err)
 	}
 	id := strings.ToUpper(m.UUID())

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,7 +19,8 @@ import (
 	"github.com/provisionhq/provision/plugins/internal/fakewait"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+// quiet is a logger that drops everything, for tests that do not look at logs.
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 const instance = "vbox1"
 
@@ -36,7 +36,7 @@ func setup(t *testing.T, extra map[string]any) (*Plugin, *fakeVBox, *drpfake.Ser
 	for k, v := range extra {
 		params[k] = v
 	}
-	if err := p.Configure(context.Background(), quiet, api.Client(t), params); err != nil {
+	if err := p.Configure(context.Background(), quiet(), api.Client(t), params); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	vb.ResetCalls(t)
@@ -45,7 +45,7 @@ func setup(t *testing.T, extra map[string]any) (*Plugin, *fakeVBox, *drpfake.Ser
 
 func act(t *testing.T, p *Plugin, cmd string, params map[string]any) (any, *models.Error) {
 	t.Helper()
-	return p.Action(context.Background(), quiet, &models.Action{Plugin: instance, Command: cmd, Params: params})
+	return p.Action(context.Background(), quiet(), &models.Action{Plugin: instance, Command: cmd, Params: params})
 }
 
 func args(s string) []string { return strings.Split(s, "|") }
@@ -78,7 +78,7 @@ func TestConfigFindsVBoxManageOnPATH(t *testing.T) {
 	vb := installFakeVBox(t)
 	t.Setenv("PATH", vb.dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	p := New(Options{})
-	if err := p.Configure(context.Background(), quiet, nil, map[string]any{"Name": instance}); err != nil {
+	if err := p.Configure(context.Background(), quiet(), nil, map[string]any{"Name": instance}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	if c := vb.Calls(t); !reflect.DeepEqual(c, [][]string{{"list", "vms"}}) {
@@ -91,18 +91,18 @@ func TestConfigErrors(t *testing.T) {
 	t.Setenv("PATH", empty)
 	p := New(Options{})
 	ctx := context.Background()
-	err := p.Configure(ctx, quiet, nil, map[string]any{"Name": instance})
+	err := p.Configure(ctx, quiet(), nil, map[string]any{"Name": instance})
 	if err == nil || err.Code != 404 || err.Key != instance || !strings.Contains(err.Messages[0], "Failed to find VBoxManage/vboxmanage") ||
 		!strings.Contains(err.Messages[0], ParamVBoxManage) {
 		t.Fatalf("missing VBoxManage: %v", err)
 	}
-	err = p.Configure(ctx, quiet, nil, map[string]any{ParamVBoxManage: filepath.Join(empty, "nope")})
+	err = p.Configure(ctx, quiet(), nil, map[string]any{ParamVBoxManage: filepath.Join(empty, "nope")})
 	if err == nil || err.Code != 404 || err.Key != "unknown" {
 		t.Fatalf("bad vboxmanage path: %v", err)
 	}
 	vb := installFakeVBox(t)
 	vb.Set(t, "fail-list", "VBoxManage: error: Failed to create the VirtualBox object!")
-	err = p.Configure(ctx, quiet, nil, map[string]any{"Name": instance, ParamVBoxManage: vb.path})
+	err = p.Configure(ctx, quiet(), nil, map[string]any{"Name": instance, ParamVBoxManage: vb.path})
 	if err == nil || err.Code != 400 || !strings.Contains(err.Messages[0], "Failed to list vms") ||
 		!strings.Contains(err.Messages[0], "Failed to create the VirtualBox object") {
 		t.Fatalf("list failure: %v", err)
@@ -112,7 +112,7 @@ func TestConfigErrors(t *testing.T) {
 		{ParamVBoxManage: vb.path, ParamImportExisting: "yes"},
 		{ParamVBoxManage: vb.path, ParamUser: "-oops"},
 	} {
-		if err := p.Configure(ctx, quiet, nil, bad); err == nil || err.Code != 400 {
+		if err := p.Configure(ctx, quiet(), nil, bad); err == nil || err.Code != 400 {
 			t.Fatalf("%v accepted: %v", bad, err)
 		}
 	}
@@ -134,7 +134,7 @@ func TestSudoWhenUserIsSet(t *testing.T) {
 	}
 	t.Setenv("PATH", sudoDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	p := New(Options{Jitter: func() time.Duration { return 0 }})
-	if err := p.Configure(context.Background(), quiet, nil, map[string]any{"Name": instance, ParamUser: "vboxuser", ParamVBoxManage: vb.path}); err != nil {
+	if err := p.Configure(context.Background(), quiet(), nil, map[string]any{"Name": instance, ParamUser: "vboxuser", ParamVBoxManage: vb.path}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	vb.AddVM(t, "11111111-2222-3333-4444-555555555555", "web", "poweroff")
@@ -350,19 +350,19 @@ func TestJitterIsSerialisedAndCancellable(t *testing.T) {
 		entered <- struct{}{}
 		return time.Hour
 	}})
-	if err := p.Configure(context.Background(), quiet, nil, map[string]any{ParamVBoxManage: vb.path}); err != nil {
+	if err := p.Configure(context.Background(), quiet(), nil, map[string]any{ParamVBoxManage: vb.path}); err != nil {
 		t.Fatal(err)
 	}
 	ctxA, cancelA := context.WithCancel(context.Background())
 	doneA := make(chan *models.Error, 1)
 	go func() {
-		_, err := p.Action(ctxA, quiet, &models.Action{Command: ActionPowerOn, Params: map[string]any{ParamID: "A"}})
+		_, err := p.Action(ctxA, quiet(), &models.Action{Command: ActionPowerOn, Params: map[string]any{ParamID: "A"}})
 		doneA <- err
 	}()
 	<-entered // A holds the slot and sleeps
 	ctxB, cancelB := context.WithCancel(context.Background())
 	cancelB()
-	_, errB := p.Action(ctxB, quiet, &models.Action{Command: ActionPowerCycle, Params: map[string]any{ParamID: "B"}})
+	_, errB := p.Action(ctxB, quiet(), &models.Action{Command: ActionPowerCycle, Params: map[string]any{ParamID: "B"}})
 	if errB == nil || errB.Code != 409 || !strings.Contains(errB.Messages[0], "context canceled") {
 		t.Fatalf("B: %v", errB)
 	}
@@ -398,7 +398,7 @@ func TestPublishCreateAndDelete(t *testing.T) {
 		{Type: "profiles", Action: "create", Key: "p", Object: map[string]any{"Name": "p"}},
 		{Type: "machines", Action: "create", Key: "junk", Object: "not a machine"},
 	} {
-		if err := p.Publish(ctx, quiet, e); err != nil {
+		if err := p.Publish(ctx, quiet(), e); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -406,7 +406,7 @@ func TestPublishCreateAndDelete(t *testing.T) {
 		t.Fatalf("ignored events ran %v", c)
 	}
 
-	if err := p.Publish(ctx, quiet, &models.Event{Type: "machines", Action: "create", Key: m.UUID(), Object: m}); err != nil {
+	if err := p.Publish(ctx, quiet(), &models.Event{Type: "machines", Action: "create", Key: m.UUID(), Object: m}); err != nil {
 		t.Fatal(err)
 	}
 	id := strings.ToUpper(m.UUID())
@@ -422,7 +422,7 @@ func TestPublishCreateAndDelete(t *testing.T) {
 	}
 
 	vb.ResetCalls(t)
-	if err := p.Publish(ctx, quiet, &models.Event{Type: "machines", Action: "delete", Key: m.UUID(), Object: got}); err != nil {
+	if err := p.Publish(ctx, quiet(), &models.Event{Type: "machines", Action: "delete", Key: m.UUID(), Object: got}); err != nil {
 		t.Fatal(err)
 	}
 	if len(vb.VMs()) != 0 {
@@ -448,7 +448,7 @@ func TestPublishCreateRollsBackVMWhenStartFails(t *testing.T) {
 	p, vb, api, _ := setup(t, nil)
 	vb.Set(t, "fail-startvm", "VBoxManage: error: The virtual machine has terminated unexpectedly")
 	m := api.AddMachine(t, &models.Machine{Name: "node2", Params: map[string]any{ParamMachinePlugin: instance}})
-	if err := p.Publish(context.Background(), quiet, &models.Event{Type: "machines", Action: "create", Key: m.UUID(), Object: m}); err != nil {
+	if err := p.Publish(context.Background(), quiet(), &models.Event{Type: "machines", Action: "create", Key: m.UUID(), Object: m}); err != nil {
 		t.Fatal(err)
 	}
 	if len(vb.VMs()) != 0 || len(vb.Media()) != 0 {
@@ -469,13 +469,13 @@ func TestImportExisting(t *testing.T) {
 	ctx := context.Background()
 
 	p := New(Options{})
-	if err := p.Configure(ctx, quiet, api.Client(t), map[string]any{"Name": instance, ParamVBoxManage: vb.path}); err != nil {
+	if err := p.Configure(ctx, quiet(), api.Client(t), map[string]any{"Name": instance, ParamVBoxManage: vb.path}); err != nil {
 		t.Fatal(err)
 	}
 	if len(api.Machines(t)) != 1 {
 		t.Fatal("imported without virtualbox/import-existing")
 	}
-	if err := p.Configure(ctx, quiet, api.Client(t), map[string]any{"Name": instance, ParamVBoxManage: vb.path, ParamImportExisting: true}); err != nil {
+	if err := p.Configure(ctx, quiet(), api.Client(t), map[string]any{"Name": instance, ParamVBoxManage: vb.path, ParamImportExisting: true}); err != nil {
 		t.Fatal(err)
 	}
 	ms := api.Machines(t)
@@ -488,7 +488,7 @@ func TestImportExisting(t *testing.T) {
 		t.Fatalf("imported machine %v %v", m.Params, m.HardwareAddrs)
 	}
 	// Importing again changes nothing.
-	if err := p.Configure(ctx, quiet, api.Client(t), map[string]any{"Name": instance, ParamVBoxManage: vb.path, ParamImportExisting: true}); err != nil {
+	if err := p.Configure(ctx, quiet(), api.Client(t), map[string]any{"Name": instance, ParamVBoxManage: vb.path, ParamImportExisting: true}); err != nil {
 		t.Fatal(err)
 	}
 	if len(api.Machines(t)) != 2 {

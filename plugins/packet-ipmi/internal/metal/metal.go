@@ -246,8 +246,9 @@ func morePages(m *metalv1.Meta, page int32) bool {
 	return m.GetLastPage() > page
 }
 
-// deviceIncludes are the related objects the device mapping needs.
-var deviceIncludes = []string{"facility", "project", "plan"}
+// deviceIncludes are the related objects the device mapping needs (a new
+// slice per request: the SDK's request builders keep what they are given).
+func deviceIncludes() []string { return []string{"facility", "project", "plan"} }
 
 // ProjectDevices lists every device in a project.
 func (c *Client) ProjectDevices(ctx context.Context, projectID string) ([]Device, error) {
@@ -256,7 +257,7 @@ func (c *Client) ProjectDevices(ctx context.Context, projectID string) ([]Device
 	for page := int32(1); page <= maxPages; page++ {
 		cctx, cancel := c.ctx(ctx)
 		list, resp, err := c.api.DevicesApi.FindProjectDevices(cctx, projectID).
-			Include(deviceIncludes).Page(page).PerPage(100).Execute()
+			Include(deviceIncludes()).Page(page).PerPage(100).Execute()
 		cancel()
 		if err := wrap(op, resp, err); err != nil {
 			return nil, err
@@ -275,7 +276,7 @@ func (c *Client) ProjectDevices(ctx context.Context, projectID string) ([]Device
 func (c *Client) Device(ctx context.Context, id string) (*Device, error) {
 	cctx, cancel := c.ctx(ctx)
 	defer cancel()
-	d, resp, err := c.api.DevicesApi.FindDeviceById(cctx, id).Include(deviceIncludes).Execute()
+	d, resp, err := c.api.DevicesApi.FindDeviceById(cctx, id).Include(deviceIncludes()).Execute()
 	if err := wrap("get device "+id, resp, err); err != nil {
 		return nil, err
 	}
@@ -342,7 +343,7 @@ func (c *Client) UpdateDevice(ctx context.Context, id string, r UpdateRequest) (
 	in := metalv1.DeviceUpdateInput{IpxeScriptUrl: r.IPXEScriptURL, AlwaysPxe: r.AlwaysPXE}
 	cctx, cancel := c.ctx(ctx)
 	defer cancel()
-	d, resp, err := c.api.DevicesApi.UpdateDevice(cctx, id).DeviceUpdateInput(in).Include(deviceIncludes).Execute()
+	d, resp, err := c.api.DevicesApi.UpdateDevice(cctx, id).DeviceUpdateInput(in).Include(deviceIncludes()).Execute()
 	if err := wrap("update device "+id, resp, err); err != nil {
 		return nil, err
 	}
