@@ -367,6 +367,13 @@ func (in *instance) run() {
 				in.log.Error("plugin failed to start", "err", err)
 				in.stopped(err.Error())
 				h.publish("plugins", "stopped", in.name, in.snapshot())
+				var me *models.Error
+				if errors.As(err, &me) && me.Code == http.StatusForbidden {
+					// DRP (newer): /config refused with 403 (a licence
+					// denial) removes the provider, exactly like
+					// /leaving with 403.
+					h.removeProviderFor(prov, fmt.Sprintf("plugin %s refused /config with 403: %s", in.name, me.Error()))
+				}
 				if !in.waitChange(spec, prov) {
 					return
 				}

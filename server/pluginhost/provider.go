@@ -724,7 +724,8 @@ func (h *Host) uninstall(ctx context.Context, p *provider) {
 }
 
 // removeProviderFor takes prov out of service because one of its
-// instances left with 403 (DRP: licence denial removes the provider). Its
+// instances left, or refused /config, with 403 (DRP: a licence denial
+// removes the provider). Its
 // content layer, kinds and unpacked files go, every instance stops with
 // the reason in PluginErrors, and the provider's record shows the reason
 // in Errors. The executable stays in PluginRoot: a reload (SIGHUP, server

@@ -464,3 +464,46 @@ func TestLeavingWith403RemovesTheProvider(t *testing.T) {
 		return len(e.pluginErrors("fake1")) == 0 && len(e.pluginErrors("fake2")) == 0
 	})
 }
+
+// TestConfig403RemovesTheProvider: a plugin answering /config with 403
+// (DRP's licence denial) takes its provider down exactly like leaving
+// with 403: every instance (also a running one) stops and says why, the
+// provider record shows it, its content layer goes; fixing the params and
+// re-uploading brings everything back.
+func TestConfig403RemovesTheProvider(t *testing.T) {
+	e := startEnv(t, "", "", map[string]string{"fake": "fake"})
+	e.createPlugin("fake1", "fake", nil)
+	e.waitPid("fake1")
+	e.createPlugin("fake2", "fake", map[string]any{"fake/fail-config": 403})
+	for _, name := range []string{"fake1", "fake2"} {
+		waitFor(t, 20*time.Second, name+" reporting the removed provider", func() bool {
+			errs := e.pluginErrors(name)
+			return containsAny(errs, "Missing Plugin Provider: fake") &&
+				containsAny(errs, "Plugin provider fake removed: plugin fake2 refused /config with 403: plugin: plugin/fake: config rejected: fake/fail-config is set")
+		})
+	}
+	var pp models.PluginProviderInfo
+	if code, raw := e.do("GET", "/api/v3/plugin_providers/fake", nil, &pp); code != 200 || !containsAny(pp.Errors, "refused /config with 403") {
+		t.Fatalf("provider record after removal: %d %s", code, raw)
+	}
+	if code, raw := e.do("GET", "/api/v3/params/fake/step", nil, nil); code != 404 {
+		t.Fatalf("content layer of the removed provider: %d %s", code, raw)
+	}
+	if code, v := e.action("/api/v3/system", "pid?plugin=fake1", nil); code == 200 {
+		t.Fatalf("removed provider still runs actions: %v", v)
+	}
+
+	// Other refusal codes stop only that instance (covered for 400 by
+	// TestEndToEnd); fixing the params and uploading again restores both.
+	if code, raw := e.do("DELETE", "/api/v3/plugins/fake2/params/fake/fail-config", nil, nil); code != 200 {
+		t.Fatalf("delete param: %d %s", code, raw)
+	}
+	if code, raw := e.upload("fake", "fake", ""); code != 201 {
+		t.Fatalf("re-upload: %d %s", code, raw)
+	}
+	e.waitPid("fake1")
+	e.waitPid("fake2")
+	waitFor(t, 20*time.Second, "PluginErrors cleared", func() bool {
+		return len(e.pluginErrors("fake1")) == 0 && len(e.pluginErrors("fake2")) == 0
+	})
+}
