@@ -25,11 +25,19 @@ type ContentMetaData struct {
 	Overwritable     bool   `json:",omitempty" yaml:"Overwritable,omitempty"`
 }
 
-// MetaFields lists the string fields of ContentMetaData in DRP's order; it
-// drives the ._<Field>.meta files of the directory format.
-var MetaFields = []string{"Name", "Version", "Description", "Source", "Documentation", "RequiredFeatures",
-	"Type", "Color", "Icon", "Author", "DisplayName", "License", "Copyright", "CodeSource", "Order", "Tags",
-	"DocUrl", "Prerequisites"}
+// MetaFields yields (index, name) of the string fields of ContentMetaData
+// in DRP's order; they drive the ._<Field>.meta files of the directory
+// format. It is an iterator rather than a slice so no importer can change
+// the list: use it as `for _, f := range models.MetaFields`.
+func MetaFields(yield func(int, string) bool) {
+	for i, f := range [...]string{"Name", "Version", "Description", "Source", "Documentation", "RequiredFeatures",
+		"Type", "Color", "Icon", "Author", "DisplayName", "License", "Copyright", "CodeSource", "Order", "Tags",
+		"DocUrl", "Prerequisites"} {
+		if !yield(i, f) {
+			return
+		}
+	}
+}
 
 // Content is a content bundle: metadata plus sections of objects keyed by
 // prefix then object key.

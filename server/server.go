@@ -61,9 +61,12 @@ const DatabaseFile = "provision.db"
 // metaBucket holds server bookkeeping (endpoint id, bootstrap marker).
 const metaBucket = "provision-meta"
 
-// Features lists the capabilities /api/v3/info advertises.
-var Features = []string{"api-v3", "sane-exit-codes", "secure-params", "secure-param-upgrade",
-	"plugin-v4", "json-patch", "websocket-register-acks", "http-only-static"}
+// Features returns the capabilities /api/v3/info advertises (a fresh
+// slice on every call).
+func Features() []string {
+	return []string{"api-v3", "sane-exit-codes", "secure-params", "secure-param-upgrade",
+		"plugin-v4", "json-patch", "websocket-register-acks", "http-only-static"}
+}
 
 // Module extends provisiond (the plugin host is one).
 type Module interface {
@@ -344,7 +347,7 @@ func (s *Server) Info(ctx context.Context) models.Info {
 		Arch: runtime.GOARCH, Os: runtime.GOOS, Version: Version, Id: s.id, LocalId: s.id,
 		ApiPort: apiPort, FilePort: filePort, Address: s.cfg.APIAddr,
 		Stats:    []models.Stat{{Name: "machines.count", Count: s.objs.Count("machines")}, {Name: "subnets.count", Count: 0}},
-		Features: append([]string{}, Features...), Errors: []string{},
+		Features: Features(), Errors: []string{},
 	}
 }
 

@@ -13,10 +13,9 @@ import (
 
 func str(unique bool) models.Index { return models.Index{Type: "string", Unique: unique, Regex: true} }
 
-var (
-	boolIndex = models.Index{Type: "boolean", Unordered: true}
-	intIndex  = models.Index{Type: "integer"}
-)
+func boolIndex() models.Index { return models.Index{Type: "boolean", Unordered: true} }
+
+func intIndex() models.Index { return models.Index{Type: "integer"} }
 
 // RandomSecret returns a random URL-safe string used for per-object
 // secrets (token revocation).
@@ -59,8 +58,8 @@ func MachinesKind() Kind {
 			"Uuid": {Type: "UUID", Unique: true}, "Name": str(true), "Address": {Type: "IP"},
 			"Stage": str(false), "BootEnv": str(false), "Workflow": str(false), "Description": str(false),
 			"OS": str(false), "Arch": str(false), "Pool": str(false), "Context": str(false),
-			"Runnable": boolIndex, "Locked": boolIndex, "CurrentTask": intIndex, "Endpoint": str(false),
-			"Bundle": str(false), "ReadOnly": boolIndex, "Available": boolIndex, "Validated": boolIndex,
+			"Runnable": boolIndex(), "Locked": boolIndex(), "CurrentTask": intIndex(), "Endpoint": str(false),
+			"Bundle": str(false), "ReadOnly": boolIndex(), "Available": boolIndex(), "Validated": boolIndex(),
 		},
 		NormalizeKey: func(k string) string {
 			u, err := uuid.Parse(k)
@@ -105,7 +104,7 @@ func ProfilesKind() Kind {
 	return Kind{
 		Prefix: "profiles", KeyField: "Name",
 		New:     func() models.Model { return &models.Profile{} },
-		Indexes: map[string]models.Index{"Name": str(true), "Description": str(false), "Bundle": str(false), "ReadOnly": boolIndex},
+		Indexes: map[string]models.Index{"Name": str(true), "Description": str(false), "Bundle": str(false), "ReadOnly": boolIndex()},
 		Validate: func(v View, obj models.Model) error {
 			p := obj.(*models.Profile)
 			if err := checkName("Name", p.Name); err != nil {
@@ -145,7 +144,7 @@ func ParamsKind(s *Service) Kind {
 	return Kind{
 		Prefix: "params", KeyField: "Name", SlashKeys: true,
 		New:     func() models.Model { return &models.Param{} },
-		Indexes: map[string]models.Index{"Name": str(true), "Secure": boolIndex, "Description": str(false), "Bundle": str(false), "ReadOnly": boolIndex},
+		Indexes: map[string]models.Index{"Name": str(true), "Secure": boolIndex(), "Description": str(false), "Bundle": str(false), "ReadOnly": boolIndex()},
 		Validate: func(v View, obj models.Model) error {
 			p := obj.(*models.Param)
 			if !models.ParamNameRE.MatchString(p.Name) {
@@ -170,7 +169,7 @@ func PluginsKind() Kind {
 	return Kind{
 		Prefix: "plugins", KeyField: "Name",
 		New:     func() models.Model { return &models.Plugin{} },
-		Indexes: map[string]models.Index{"Name": str(true), "Provider": str(false), "Description": str(false), "Bundle": str(false), "ReadOnly": boolIndex},
+		Indexes: map[string]models.Index{"Name": str(true), "Provider": str(false), "Description": str(false), "Bundle": str(false), "ReadOnly": boolIndex()},
 		Validate: func(v View, obj models.Model) error {
 			p := obj.(*models.Plugin)
 			if err := checkName("Name", p.Name); err != nil {
@@ -187,8 +186,8 @@ func PluginProvidersKind() Kind {
 	return Kind{
 		Prefix: "plugin_providers", KeyField: "Name",
 		New: func() models.Model { return &models.PluginProvider{} },
-		Indexes: map[string]models.Index{"Name": str(true), "Version": str(false), "PluginVersion": intIndex,
-			"AutoStart": boolIndex, "HasPublish": boolIndex},
+		Indexes: map[string]models.Index{"Name": str(true), "Version": str(false), "PluginVersion": intIndex(),
+			"AutoStart": boolIndex(), "HasPublish": boolIndex()},
 		Prepare: func(v View, old, obj models.Model) error {
 			if old != nil && obj.(*models.PluginProvider).Content == "" {
 				obj.(*models.PluginProvider).Content = old.(*models.PluginProvider).Content
@@ -213,7 +212,7 @@ func RawKind(prefix string, indexes map[string]models.Index, validate func(v Vie
 		idx[k] = v
 	}
 	for k, v := range map[string]models.Index{"Id": str(true), "Bundle": str(false), "Endpoint": str(false),
-		"Description": str(false), "ReadOnly": boolIndex, "Available": boolIndex, "Validated": boolIndex} {
+		"Description": str(false), "ReadOnly": boolIndex(), "Available": boolIndex(), "Validated": boolIndex()} {
 		if _, set := idx[k]; !set || k == "Id" {
 			idx[k] = v
 		}

@@ -13,11 +13,16 @@ import (
 	"github.com/provisionhq/provision/models"
 )
 
-// ReservedQuery lists query parameters that are not filters.
-var ReservedQuery = map[string]bool{
-	"offset": true, "limit": true, "sort": true, "reverse": true, "slim": true, "params": true,
-	"decode": true, "aggregate": true, "force": true, "token": true, "compose": true, "commented": true,
-	"reduced": true, "expand": true, "replaceWritable": true, "exclude-self": true, "keys": true,
+// isReservedQuery reports whether a query parameter is one of DRP's list
+// or rendering options rather than a filter.
+func isReservedQuery(name string) bool {
+	switch name {
+	case "offset", "limit", "sort", "reverse", "slim", "params",
+		"decode", "aggregate", "force", "token", "compose", "commented",
+		"reduced", "expand", "replaceWritable", "exclude-self", "keys":
+		return true
+	}
+	return false
 }
 
 // Filter is one field test of a list query.
@@ -93,7 +98,7 @@ func (s *Service) ParseListQuery(prefix string, q url.Values) (ListQuery, error)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if ReservedQuery[name] {
+		if isReservedQuery(name) {
 			continue
 		}
 		if _, ok := k.Indexes[name]; !ok && !paramer {

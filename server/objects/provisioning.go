@@ -14,8 +14,8 @@ import (
 // stages) are not required to exist, so content can load in any order.
 
 func commonIndexes(extra map[string]models.Index) map[string]models.Index {
-	idx := map[string]models.Index{"Description": str(false), "Bundle": str(false), "ReadOnly": boolIndex,
-		"Available": boolIndex, "Validated": boolIndex}
+	idx := map[string]models.Index{"Description": str(false), "Bundle": str(false), "ReadOnly": boolIndex(),
+		"Available": boolIndex(), "Validated": boolIndex()}
 	for k, v := range extra {
 		idx[k] = v
 	}
@@ -121,7 +121,7 @@ func StagesKind() Kind {
 		Prefix: "stages", KeyField: "Name",
 		New: func() models.Model { return &models.Stage{} },
 		Indexes: commonIndexes(map[string]models.Index{"Name": str(true), "BootEnv": str(false),
-			"Reboot": boolIndex, "RunnerWait": boolIndex}),
+			"Reboot": boolIndex(), "RunnerWait": boolIndex()}),
 		Validate: func(v View, obj models.Model) error {
 			s := obj.(*models.Stage)
 			if err := checkName("Name", s.Name); err != nil {
@@ -185,7 +185,7 @@ func BootEnvsKind() Kind {
 	return Kind{
 		Prefix: "bootenvs", KeyField: "Name",
 		New:     func() models.Model { return &models.BootEnv{} },
-		Indexes: commonIndexes(map[string]models.Index{"Name": str(true), "OnlyUnknown": boolIndex}),
+		Indexes: commonIndexes(map[string]models.Index{"Name": str(true), "OnlyUnknown": boolIndex()}),
 		Validate: func(v View, obj models.Model) error {
 			b := obj.(*models.BootEnv)
 			if err := checkName("Name", b.Name); err != nil {
