@@ -42,10 +42,32 @@ func TestMachineCRUD(t *testing.T) {
 	// Duplicate key and duplicate unique Name.
 	resp, body := ts.Do(t, "POST", "/api/v3/machines", map[string]any{"Name": "m2", "Uuid": key})
 	wantError(t, resp, body, 409, "CREATE: machines/"+key+": already exists")
+	// The error names the object as the client sent it (its Name; the
+	// server never chose a Uuid the client saw), in DRP's form.
 	resp, body = ts.Do(t, "POST", "/api/v3/machines", map[string]any{"Name": "m1"})
-	wantError(t, resp, body, 409, "Name m1 already in use")
+	e := wantError(t, resp, body, 409)
+	if want := `CREATE: machines/m1: Name "m1" already used by machines/` + key; e.Error() != want || e.Key != "m1" {
+		t.Fatalf("duplicate Name: %q (Key %q), want %q (Key m1)", e.Error(), e.Key, want)
+	}
+	// With the Uuid sent, the Key is that Uuid.
+	sent := "0b7d3c4e-5f60-4a1b-9c2d-3e4f5a6b7c8d"
+	resp, body = ts.Do(t, "POST", "/api/v3/machines", map[string]any{"Name": "m1", "Uuid": sent})
+	e = wantError(t, resp, body, 409)
+	if want := `CREATE: machines/` + sent + `: Name "m1" already used by machines/` + key; e.Error() != want {
+		t.Fatalf("duplicate Name with Uuid: %q, want %q", e.Error(), want)
+	}
 	resp, body = ts.Do(t, "POST", "/api/v3/machines", map[string]any{"Description": "no name"})
-	wantError(t, resp, body, 422, "ValidationError", "Name must not be empty")
+	e = wantError(t, resp, body, 422, "ValidationError", "Name must not be empty")
+	if e.Key != "" {
+		t.Fatalf("validation error of a nameless new machine shows a generated Key %q", e.Key)
+	}
+	resp, body = ts.Do(t, "POST", "/api/v3/machines", map[string]any{"Name": "m9", "Params": map[string]any{"bad name!": 1}})
+	if resp.StatusCode < 400 {
+		t.Fatalf("bad param name accepted: %s", body)
+	}
+	if e = wantError(t, resp, body, resp.StatusCode); e.Key != "m9" {
+		t.Fatalf("error of a new machine shows Key %q, want its Name m9", e.Key)
+	}
 
 	// PUT replaces; the key cannot change.
 	got.Description = "replaced"

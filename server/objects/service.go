@@ -623,6 +623,23 @@ func setValid(obj models.Model) {
 	}
 }
 
+// nameOf returns the Name field of any object ("" when it has none).
+func nameOf(obj models.Model) string {
+	if r, ok := obj.(*models.RawModel); ok {
+		n, _ := (*r)["Name"].(string)
+		return n
+	}
+	rv := reflect.ValueOf(obj)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	f := rv.Elem().FieldByName("Name")
+	if f.IsValid() && f.Kind() == reflect.String {
+		return f.String()
+	}
+	return ""
+}
+
 // objectReadOnly reports the ReadOnly field of any object.
 func objectReadOnly(obj models.Model) bool {
 	if r, ok := obj.(*models.RawModel); ok {
@@ -662,9 +679,18 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 	if old != nil {
 		oldObj = s.decodeEntry(k, old)
 	}
+	// Errors name the object as the client did: a key Prepare generated
+	// (a new machine's Uuid) means nothing to the client, its Name does.
+	sentKey, blankKey := obj.Key(), k.newObject().Key() // a nil Uuid is not ""
+	errKey := func() string {
+		if old == nil && (sentKey == "" || sentKey == blankKey) {
+			return nameOf(obj)
+		}
+		return obj.Key()
+	}
 	if k.Prepare != nil {
 		if err := k.Prepare(v, oldObj, obj); err != nil {
-			return nil, validationError(k.Prefix, obj.Key(), err)
+			return nil, validationError(k.Prefix, errKey(), err)
 		}
 	}
 	key := obj.Key()
@@ -688,7 +714,7 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 		// Only content layers (written by their owner with AllowReadOnly)
 		// make ReadOnly objects; otherwise a user could lock an object
 		// nobody can change or delete any more.
-		return nil, &models.Error{Model: k.Prefix, Key: key, Type: "ValidationError", Code: 422,
+		return nil, &models.Error{Model: k.Prefix, Key: errKey(), Type: "ValidationError", Code: 422,
 			Messages: []string{"ReadOnly cannot be set: only content bundles create read-only objects; send ReadOnly false or leave it out"}}
 	}
 	if pm, ok := obj.(models.Paramer); ok && !k.NoParams {
@@ -701,19 +727,19 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 			params = map[string]any{}
 		}
 		if err := s.checkParams(params, oldParams); err != nil {
-			return nil, validationError(k.Prefix, key, err)
+			return nil, validationError(k.Prefix, errKey(), err)
 		}
 		pm.SetParams(params)
 	}
 	if k.Validate != nil {
 		if err := k.Validate(v, obj); err != nil {
-			return nil, validationError(k.Prefix, key, err)
+			return nil, validationError(k.Prefix, errKey(), err)
 		}
 	}
 	ch := &Change{Prefix: k.Prefix, Action: action, Key: key, Principal: principal, Old: oldObj, New: obj}
 	for _, fn := range append(append([]BeforeFunc{}, s.before[k.Prefix]...), s.before["*"]...) {
 		if err := fn(ctx, v, ch); err != nil {
-			return nil, validationError(k.Prefix, key, err)
+			return nil, validationError(k.Prefix, errKey(), err)
 		}
 	}
 	obj = ch.New
@@ -731,8 +757,9 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 			continue
 		}
 		if other, taken := m[val]; taken && other != key {
-			return nil, &models.Error{Model: k.Prefix, Key: key, Type: typ, Code: 409,
-				Messages: []string{fmt.Sprintf("%s %s already in use by %s", f, val, other)}}
+			// DRP form: CREATE: machines/m1: Name "m1" already used by machines/<uuid>
+			return nil, &models.Error{Model: k.Prefix, Key: errKey(), Type: typ, Code: 409,
+				Messages: []string{fmt.Sprintf("%s %q already used by %s/%s", f, val, k.Prefix, other)}}
 		}
 	}
 	if old != nil && bytes.Equal(old.raw, e.raw) && action != ActionSave {
