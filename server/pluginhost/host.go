@@ -33,9 +33,12 @@ type Config struct {
 	// FileRoot is the root of the static file space; providers unpack into
 	// FileRoot/files/plugin_providers/<name> (required).
 	FileRoot string
-	// CommRoot is where each plugin process gets its private 0700 socket
-	// directory (default os.TempDir()). Socket paths must stay under the
-	// 108-byte unix limit, so keep it short.
+	// CommRoot is a directory owned by this host alone in which each
+	// plugin process gets its private 0700 socket directory; provisiond
+	// uses CommRootFor(base dir). New creates it (0700) and removes
+	// whatever a previous run left in it. Socket paths must stay under
+	// the 108-byte unix limit, so keep it short. Default: a fresh
+	// directory under os.TempDir(), removed by Close.
 	CommRoot string
 	// ScratchRoot holds each plugin's working directory (default
 	// <PluginRoot>/../plugin-scratch).
@@ -92,9 +95,6 @@ type Config struct {
 func (c *Config) defaults() error {
 	if c.PluginRoot == "" || c.FileRoot == "" || c.APIURL == "" {
 		return errors.New("pluginhost: PluginRoot, FileRoot and APIURL are required")
-	}
-	if c.CommRoot == "" {
-		c.CommRoot = os.TempDir()
 	}
 	if c.ScratchRoot == "" {
 		c.ScratchRoot = filepath.Join(filepath.Dir(filepath.Clean(c.PluginRoot)), "plugin-scratch")
@@ -157,6 +157,7 @@ type Host struct {
 	// instead of reporting it missing.
 	discovered     chan struct{}
 	discoveredOnce sync.Once
+	tempComm       bool // CommRoot was made by New and goes at Close
 	closed         bool
 	schemas        schemaCache
 	wg             sync.WaitGroup
@@ -179,10 +180,18 @@ func New(cfg Config, deps Deps) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	tempComm := cfg.CommRoot == ""
+	if tempComm {
+		if cfg.CommRoot, err = os.MkdirTemp("", "provision-comm-"); err != nil {
+			return nil, fmt.Errorf("pluginhost: socket root: %w", err)
+		}
+	} else if err := prepareCommRoot(cfg.CommRoot); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Host{
 		cfg: cfg, deps: deps, log: cfg.Logger.With("component", "pluginhost"), metrics: m,
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, tempComm: tempComm,
 		providers: map[string]*provider{}, broken: map[string]*provider{}, instances: map[string]*instance{},
 		removed: map[string]string{}, discovered: make(chan struct{}),
 	}, nil
@@ -247,6 +256,9 @@ func (h *Host) Close() error {
 	wg.Wait()
 	h.cancel()
 	h.wg.Wait()
+	if h.tempComm {
+		_ = os.RemoveAll(h.cfg.CommRoot)
+	}
 	return nil
 }
 

@@ -256,6 +256,7 @@ func (m *Module) Start(ctx context.Context) error {
 	cfg := pluginhost.Config{
 		PluginRoot: sc.EffectivePluginRoot(), FileRoot: sc.FileRoot(),
 		ScratchRoot: filepath.Join(sc.BaseRoot, "plugin-scratch"),
+		CommRoot:    pluginhost.CommRootFor(sc.BaseRoot), // swept at start: stale sockets of a crashed run go
 		APIURL:      s.APIURL(), FileURL: s.StaticURL(),
 		Logger: s.Logger(), Metrics: s.Metrics(), // the host adds component=pluginhost
 		ActionTimeout: sc.ActionTimeout, MaxActionTimeout: sc.MaxActionTimeout,
