@@ -30,10 +30,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/provisionhq/provision/content"
 	"github.com/provisionhq/provision/models"
+	sdkcontent "github.com/provisionhq/provision/pluginsdk/content"
 	"github.com/provisionhq/provision/server/api"
 	"github.com/provisionhq/provision/server/auth"
 	"github.com/provisionhq/provision/server/config"
+	"github.com/provisionhq/provision/server/contentlayer"
 	"github.com/provisionhq/provision/server/events"
 	"github.com/provisionhq/provision/server/objects"
 	"github.com/provisionhq/provision/server/secrets"
@@ -192,6 +195,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, err
 	}
+	s.loadBaseContent(ctx)
 	s.ws = events.NewWebsocketHandler(s.bus, events.WSOptions{QueueLen: cfg.WSQueueLen, Logger: log.With("component", "websocket")})
 	s.api = api.New(api.Options{
 		Objects: s.objs, Auth: s.auth, Bus: s.bus, WS: s.ws, Info: s.Info,
@@ -270,6 +274,31 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		return tx.Put(metaBucket, "bootstrapped", []byte(time.Now().UTC().Format(time.RFC3339)))
 	})
 }
+
+// loadBaseContent stores the embedded provision-base bundle as a
+// read-only content layer (replacing the one an older version stored).
+// User objects of the same name are kept and win. A failure is logged and
+// does not stop the server: the bundle only adds param definitions.
+func (s *Server) loadBaseContent(ctx context.Context) {
+	log := s.log.With("component", "content")
+	c, err := sdkcontent.FromFS(content.BaseFS())
+	if err == nil && c.Meta.Name != content.BaseName {
+		err = fmt.Errorf("bundle is named %q, not %q", c.Meta.Name, content.BaseName)
+	}
+	if err == nil {
+		err = contentlayer.New(s.objs, "system", log).Add(ctx, "contents", content.BaseName, c, contentlayer.KeepWritable)
+	}
+	if err != nil {
+		log.Error("base content not loaded", "bundle", content.BaseName, "err", err)
+		return
+	}
+	log.Info("base content loaded", "bundle", content.BaseName, "version", c.Meta.Version)
+}
+
+// IsServerBundle reports whether name is a content bundle the server
+// itself loads (provision-base); plugin providers cannot use such a name
+// for their content and the plugin host never removes it.
+func (s *Server) IsServerBundle(name string) bool { return name == content.BaseName }
 
 // Config returns the server's configuration.
 func (s *Server) Config() config.Config { return s.cfg }

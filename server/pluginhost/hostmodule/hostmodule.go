@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +26,7 @@ import (
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/server"
 	"github.com/provisionhq/provision/server/api"
+	"github.com/provisionhq/provision/server/contentlayer"
 	"github.com/provisionhq/provision/server/objects"
 	"github.com/provisionhq/provision/server/pluginhost"
 )
@@ -332,9 +332,10 @@ func (m *Module) reconcileRecords(ctx context.Context, h *pluginhost.Host) {
 	}
 	// Content layers are stored, so a provider removed while the server
 	// was down leaves its ReadOnly objects behind; nobody else could
-	// delete them. Plugin layers are the only content bundles of this
-	// server, so every bundle without a loaded provider goes.
-	m.removeReadOnly(objects.AllowReadOnly(ctx), func(b string) bool { return b != "" && !loaded[b] }, nil)
+	// delete them. Besides the server's own bundles (provision-base),
+	// plugin layers are the only content bundles, so every other bundle
+	// without a loaded provider goes.
+	m.layers().RemoveWhere(ctx, func(b string) bool { return b != "" && !loaded[b] && !m.s.IsServerBundle(b) }, nil)
 }
 
 // Stop implements server.Module: every plugin is stopped.
@@ -535,163 +536,38 @@ func (m *Module) UnregisterKind(ctx context.Context, prefix, provider string) er
 
 // --- pluginhost.Content ---
 
-// layerFields reads the content-layer marks of any object.
-func layerFields(obj models.Model) (bundle string, readOnly bool) {
-	var probe struct {
-		Bundle   string
-		ReadOnly bool
-	}
-	if r, ok := obj.(*models.RawModel); ok {
-		probe.Bundle, _ = (*r)["Bundle"].(string)
-		probe.ReadOnly, _ = (*r)["ReadOnly"].(bool)
-		return probe.Bundle, probe.ReadOnly
-	}
-	_ = models.Remarshal(obj, &probe)
-	return probe.Bundle, probe.ReadOnly
+// layers stores plugin content packs as read-only layers written by the
+// host's principal.
+func (m *Module) layers() *contentlayer.Loader {
+	return contentlayer.New(m.s.Objects(), Principal, m.s.Logger().With("component", "pluginhost"))
 }
 
-type layerItem struct {
-	prefix string
-	obj    models.Model
-	old    models.Model // what was stored under the key before, nil if nothing
-}
-
-// AddPluginLayer implements pluginhost.Content on the object service: the
-// layer's objects are saved ReadOnly with Bundle set to the provider (as
-// DRP shows them), objects of an older version of the layer that are gone
-// are deleted, and a clash with a user object is a 409 unless
-// replaceWritable (another provider's layer object is always a 409).
-// Saving is all or nothing: when an object is rejected part-way, the ones
-// already saved are put back as they were. Sections for object types this
-// server does not have are skipped.
+// AddPluginLayer implements pluginhost.Content with package contentlayer:
+// the layer's objects are saved ReadOnly with Bundle set to the provider
+// (as DRP shows them), objects of an older version of the layer that are
+// gone are deleted, and a clash with a user object is a 409 unless
+// replaceWritable (another bundle's object is always a 409). Saving is all
+// or nothing. Sections for object types this server does not have are
+// skipped. The server's own bundles (provision-base) cannot be taken over
+// by a provider of the same name.
 func (m *Module) AddPluginLayer(ctx context.Context, provider string, c *models.Content, replaceWritable bool) error {
-	objs := m.s.Objects()
-	wctx := objects.AllowReadOnly(ctx)
-	var items []layerItem
-	var clashes []string
-	prefixes := make([]string, 0, len(c.Sections))
-	for p := range c.Sections {
-		prefixes = append(prefixes, p)
+	if m.s.IsServerBundle(provider) {
+		return contentlayer.Error("plugin_providers", provider, http.StatusConflict,
+			fmt.Sprintf("the name %s is reserved for the server's own content; rename the provider", provider))
 	}
-	sort.Strings(prefixes)
-	keep := map[string]bool{}
-	for _, prefix := range prefixes {
-		if _, ok := objs.Kind(prefix); !ok {
-			m.s.Logger().Warn("plugin content section skipped: no such object type", "provider", provider, "section", prefix)
-			continue
-		}
-		keys := make([]string, 0, len(c.Sections[prefix]))
-		for k := range c.Sections[prefix] {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, key := range keys {
-			fields := map[string]any{}
-			if err := models.Remarshal(c.Sections[prefix][key], &fields); err != nil {
-				return layerError(provider, http.StatusUnprocessableEntity, fmt.Sprintf("%s/%s: %v", prefix, key, err))
-			}
-			fields["Bundle"] = provider
-			fields["ReadOnly"] = true
-			buf, _ := json.Marshal(fields)
-			obj, err := objs.DecodeBody("PUT", prefix, buf)
-			if err != nil {
-				return layerError(provider, http.StatusUnprocessableEntity, fmt.Sprintf("%s/%s: %v", prefix, key, err))
-			}
-			if obj.Key() == "" {
-				obj, err = withKey(objs, prefix, key, fields)
-				if err != nil {
-					return layerError(provider, http.StatusUnprocessableEntity, fmt.Sprintf("%s/%s: %v", prefix, key, err))
-				}
-			}
-			it := layerItem{prefix: prefix, obj: obj}
-			if old, err := objs.Get(ctx, prefix, obj.Key()); err == nil {
-				it.old = old
-				b, ro := layerFields(old)
-				switch {
-				case ro && b != provider:
-					return &models.Error{Model: prefix, Key: obj.Key(), Type: "STORE_ERROR", Code: http.StatusConflict,
-						Messages: []string{fmt.Sprintf("%s/%s already belongs to content bundle %s", prefix, obj.Key(), b)}}
-				case !ro:
-					clashes = append(clashes, prefix+"/"+obj.Key())
-				}
-			}
-			keep[prefix+"/"+obj.Key()] = true
-			items = append(items, it)
-		}
+	clash := contentlayer.RefuseWritable
+	if replaceWritable {
+		clash = contentlayer.ReplaceWritable
 	}
-	if len(clashes) > 0 && !replaceWritable {
-		// DRP deletes such user objects silently; refuse instead.
-		return &models.Error{Model: "plugin_providers", Key: provider, Type: "STORE_ERROR", Code: http.StatusConflict,
-			Messages: []string{fmt.Sprintf("content would replace writable objects %s; retry with replaceWritable=true to replace them",
-				strings.Join(clashes, ", "))}}
-	}
-	for i, it := range items {
-		if _, err := objs.Save(wctx, Principal, it.prefix, it.obj); err != nil {
-			m.rollbackLayer(wctx, provider, items[:i])
-			return layerError(provider, http.StatusUnprocessableEntity, fmt.Sprintf("%s/%s: %v", it.prefix, it.obj.Key(), err))
-		}
-	}
-	m.removeLayerObjects(wctx, provider, keep)
-	return nil
-}
-
-// layerError reports a content layer that cannot be loaded, in DRP's
-// words ("bad store").
-func layerError(provider string, code int, msg string) *models.Error {
-	return &models.Error{Model: "plugin_providers", Key: provider, Type: "STORE_ERROR", Code: code,
-		Messages: []string{fmt.Sprintf("bad store: content layer of %s: %s", provider, msg)}}
-}
-
-// rollbackLayer puts back what saved replaced, newest first: objects that
-// did not exist before are deleted, replaced ones restored.
-func (m *Module) rollbackLayer(wctx context.Context, provider string, saved []layerItem) {
-	objs := m.s.Objects()
-	for i := len(saved) - 1; i >= 0; i-- {
-		it := saved[i]
-		var err error
-		if it.old == nil {
-			_, err = objs.Delete(wctx, Principal, it.prefix, it.obj.Key())
-		} else {
-			_, err = objs.Save(wctx, Principal, it.prefix, it.old)
-		}
-		if err != nil {
-			m.s.Logger().Error("roll back plugin content object", "provider", provider, "object", it.prefix+"/"+it.obj.Key(), "err", err)
-		}
-	}
-}
-
-// withKey sets the key field of a content object that lacks one from its
-// key in the bundle.
-func withKey(objs *objects.Service, prefix, key string, fields map[string]any) (models.Model, error) {
-	k, _ := objs.Kind(prefix)
-	fields[k.KeyField] = key
-	buf, _ := json.Marshal(fields)
-	return objs.DecodeBody("PUT", prefix, buf)
-}
-
-// removeLayerObjects deletes provider's layer objects (ReadOnly, Bundle
-// provider) not in keep.
-func (m *Module) removeLayerObjects(wctx context.Context, provider string, keep map[string]bool) {
-	m.removeReadOnly(wctx, func(b string) bool { return b == provider }, keep)
-}
-
-// removeReadOnly deletes the ReadOnly objects whose bundle matches and
-// that are not in keep (prefix/key).
-func (m *Module) removeReadOnly(wctx context.Context, match func(string) bool, keep map[string]bool) {
-	objs := m.s.Objects()
-	for _, ref := range objs.ReadOnlyObjects(match) {
-		if ref.Prefix == "plugin_providers" || keep[ref.Prefix+"/"+ref.Key] {
-			continue
-		}
-		if _, err := objs.Delete(wctx, Principal, ref.Prefix, ref.Key); err != nil {
-			m.s.Logger().Warn("remove plugin content object", "provider", ref.Bundle, "object", ref.Prefix+"/"+ref.Key, "err", err)
-		}
-	}
+	return m.layers().Add(ctx, "plugin_providers", provider, c, clash)
 }
 
 // RemovePluginLayer implements pluginhost.Content.
 func (m *Module) RemovePluginLayer(ctx context.Context, provider string) error {
-	m.removeLayerObjects(objects.AllowReadOnly(ctx), provider, nil)
+	if m.s.IsServerBundle(provider) {
+		return nil
+	}
+	m.layers().Remove(ctx, provider)
 	return nil
 }
 
