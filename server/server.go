@@ -142,6 +142,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg, err = cfg.Absolute(); err != nil {
+		return nil, err
+	}
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
 	}

@@ -81,6 +81,24 @@ func (c Config) EffectivePluginRoot() string {
 	return filepath.Join(c.BaseRoot, "plugins")
 }
 
+// Absolute returns c with BaseRoot, PluginRoot and the TLS file paths made
+// absolute against the current directory. Plugins run with other working
+// directories and the server hands them paths under these roots, so a
+// relative --base-root (e.g. ./data) must be resolved once, at start.
+func (c Config) Absolute() (Config, error) {
+	for _, p := range []*string{&c.BaseRoot, &c.PluginRoot, &c.TLSCert, &c.TLSKey} {
+		if *p == "" || filepath.IsAbs(*p) {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return c, fmt.Errorf("resolve %q: %w", *p, err)
+		}
+		*p = abs
+	}
+	return c, nil
+}
+
 // FileRoot is the directory served by the static file server.
 func (c Config) FileRoot() string { return filepath.Join(c.BaseRoot, "tftpboot") }
 

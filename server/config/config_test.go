@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -52,5 +54,28 @@ func TestValidate(t *testing.T) {
 		if c.Validate() == nil {
 			t.Errorf("invalid config accepted: %+v", c)
 		}
+	}
+}
+
+func TestAbsoluteResolvesRelativePaths(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Defaults()
+	cfg.BaseRoot = "data"
+	cfg.TLSCert = "/etc/cert.pem"
+	got, err := cfg.Absolute()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.BaseRoot != filepath.Join(wd, "data") {
+		t.Fatalf("BaseRoot = %q, want %q", got.BaseRoot, filepath.Join(wd, "data"))
+	}
+	if got.EffectivePluginRoot() != filepath.Join(wd, "data", "plugins") {
+		t.Fatalf("plugin root = %q", got.EffectivePluginRoot())
+	}
+	if got.TLSCert != "/etc/cert.pem" || got.PluginRoot != "" || got.TLSKey != "" {
+		t.Fatalf("absolute or unset paths changed: %+v", got)
 	}
 }
