@@ -11,39 +11,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/provisionhq/provision/models"
 )
 
 // LevelTrace is DRP's "trace" level, below slog.LevelDebug. Loggers handed
 // to a plugin record it when the host asks for tracing (X-Log-Request).
 const LevelTrace = slog.LevelDebug - 4
-
-// LogLine is one log record as the host's POST /api-server-plugin/v4/log
-// expects it: DRP's logger.Line, field for field.
-type LogLine struct {
-	// Group ties together the lines of one request (one per inbound call).
-	Group int64
-	// Seq increases by one for every line the plugin emits.
-	Seq int64
-	// Time is when the line was logged.
-	Time time.Time
-	// Service is the provider name.
-	Service string
-	// Principal is the user the line is about; plugins leave it empty.
-	Principal string
-	// Level is the text level: trace, debug, info, warn, error, fatal, panic or audit.
-	Level string
-	// File and Line locate the logging call.
-	File string
-	// Line is the source line of the logging call.
-	Line int
-	// Message is the text, followed by the record's attributes as key=value.
-	Message string
-	// Data carries extra values; the SDK sends an empty list.
-	Data []any
-	// IgnorePublish asks the host not to re-emit the line as an event; it is
-	// set on lines logged while handling an event, to avoid feedback loops.
-	IgnorePublish bool
-}
 
 // LevelText returns DRP's name for an slog level.
 func LevelText(l slog.Level) string {
@@ -100,8 +74,8 @@ type logSink struct {
 	dropped atomic.Int64
 
 	mu      sync.Mutex
-	post    func(ctx context.Context, l *LogLine) error
-	queue   chan *LogLine
+	post    func(ctx context.Context, l *models.LogLine) error
+	queue   chan *models.LogLine
 	timeout time.Duration
 	done    chan struct{}
 	closed  bool
@@ -115,7 +89,7 @@ func newLogSink(service string, fallback io.Writer) *logSink {
 }
 
 // start begins shipping lines through post. It may be called once.
-func (s *logSink) start(post func(ctx context.Context, l *LogLine) error, queueLen int, timeout time.Duration) {
+func (s *logSink) start(post func(ctx context.Context, l *models.LogLine) error, queueLen int, timeout time.Duration) {
 	if queueLen <= 0 {
 		queueLen = defaultLogQueue
 	}
@@ -128,12 +102,12 @@ func (s *logSink) start(post func(ctx context.Context, l *LogLine) error, queueL
 		return
 	}
 	s.post, s.timeout = post, timeout
-	s.queue = make(chan *LogLine, queueLen)
+	s.queue = make(chan *models.LogLine, queueLen)
 	s.done = make(chan struct{})
 	go s.run(s.queue, s.done)
 }
 
-func (s *logSink) run(q <-chan *LogLine, done chan<- struct{}) {
+func (s *logSink) run(q <-chan *models.LogLine, done chan<- struct{}) {
 	defer close(done)
 	for l := range q {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
@@ -146,7 +120,7 @@ func (s *logSink) run(q <-chan *LogLine, done chan<- struct{}) {
 }
 
 // emit queues a line without ever blocking.
-func (s *logSink) emit(l *LogLine) {
+func (s *logSink) emit(l *models.LogLine) {
 	l.Seq = s.seq.Add(1)
 	s.mu.Lock()
 	if s.queue == nil || s.closed {
@@ -222,7 +196,7 @@ func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 	if s := strings.TrimSpace(attrs.String()); s != "" {
 		msg += " " + s
 	}
-	line := &LogLine{
+	line := &models.LogLine{
 		Group:         h.group,
 		Time:          r.Time,
 		Service:       h.sink.service,

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/provisionhq/provision/models"
 )
 
 // lockedBuf is a concurrency-safe writer for the fallback stream.
@@ -31,8 +33,8 @@ func (l *lockedBuf) String() string {
 func TestLogLineFields(t *testing.T) {
 	var fb lockedBuf
 	s := newLogSink("svc", &fb)
-	got := make(chan *LogLine, 10)
-	s.start(func(ctx context.Context, l *LogLine) error { got <- l; return nil }, 10, time.Second)
+	got := make(chan *models.LogLine, 10)
+	s.start(func(ctx context.Context, l *models.LogLine) error { got <- l; return nil }, 10, time.Second)
 	l := s.logger(slog.LevelDebug, 7).With("plugin", "p1").WithGroup("g")
 	l.Info("hello world", "n", 3)
 	l.Log(context.Background(), LevelTrace, "hidden at debug level")
@@ -75,7 +77,7 @@ func TestLogNeverBlocks(t *testing.T) {
 	calls.Add(1)
 	first := true
 	var mu sync.Mutex
-	s.start(func(ctx context.Context, l *LogLine) error {
+	s.start(func(ctx context.Context, l *models.LogLine) error {
 		mu.Lock()
 		if first {
 			first = false
@@ -113,7 +115,7 @@ func TestLogNeverBlocks(t *testing.T) {
 func TestLogPostTimeout(t *testing.T) {
 	var fb lockedBuf
 	s := newLogSink("svc", &fb)
-	s.start(func(ctx context.Context, l *LogLine) error {
+	s.start(func(ctx context.Context, l *models.LogLine) error {
 		<-ctx.Done() // a host that never answers
 		return ctx.Err()
 	}, 4, 10*time.Millisecond)

@@ -196,7 +196,7 @@ func TestActionEncoding(t *testing.T) {
 	}
 	// The plugin survives the panic.
 	expect(t, act("echo", nil), 200, `null`)
-	pl.Host.WaitForLine(t, 0, func(l pluginsdk.LogLine) bool {
+	pl.Host.WaitForLine(t, 0, func(l models.LogLine) bool {
 		return l.Level == "error" && strings.Contains(l.Message, "handler panicked")
 	})
 }

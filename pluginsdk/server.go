@@ -378,7 +378,7 @@ func (a *App) listen(ctx context.Context, toPath, fromPath string) error {
 	ctx = withDefault(ctx)
 	h := newHost(fromPath)
 	defer h.close()
-	a.sink.start(func(ctx context.Context, l *LogLine) error { return h.post(ctx, "/log", l) }, 0, 0)
+	a.sink.start(func(ctx context.Context, l *models.LogLine) error { return h.post(ctx, "/log", l) }, 0, 0)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		a.sink.close(cctx)

@@ -29,7 +29,7 @@ type Host struct {
 	srv *http.Server
 
 	mu       sync.Mutex
-	lines    []pluginsdk.LogLine
+	lines    []models.LogLine
 	events   []models.Event
 	leavings []models.Error
 	rejected []string
@@ -45,7 +45,7 @@ func NewHost(t testing.TB, path string) *Host {
 	h := &Host{ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc(pluginsdk.HostAPIPrefix+"/log", func(w http.ResponseWriter, r *http.Request) {
-		var l pluginsdk.LogLine
+		var l models.LogLine
 		if h.decode(w, r, &l) {
 			h.mu.Lock()
 			h.lines = append(h.lines, l)
@@ -117,10 +117,10 @@ func (h *Host) reject(w http.ResponseWriter, r *http.Request, code int, msg stri
 }
 
 // Lines returns the log lines received so far.
-func (h *Host) Lines() []pluginsdk.LogLine {
+func (h *Host) Lines() []models.LogLine {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]pluginsdk.LogLine(nil), h.lines...)
+	return append([]models.LogLine(nil), h.lines...)
 }
 
 // Events returns the events published so far.
@@ -147,7 +147,7 @@ func (h *Host) Rejected() []string {
 
 // WaitForLine polls until a received log line satisfies match, failing the
 // test after timeout (DefaultWait when 0).
-func (h *Host) WaitForLine(t testing.TB, timeout time.Duration, match func(pluginsdk.LogLine) bool) pluginsdk.LogLine {
+func (h *Host) WaitForLine(t testing.TB, timeout time.Duration, match func(models.LogLine) bool) models.LogLine {
 	t.Helper()
 	l, ok := waitFor(timeout, h.Lines, match)
 	if !ok {
@@ -157,9 +157,9 @@ func (h *Host) WaitForLine(t testing.TB, timeout time.Duration, match func(plugi
 }
 
 // WaitForMessage waits for a log line whose Message contains substr.
-func (h *Host) WaitForMessage(t testing.TB, timeout time.Duration, substr string) pluginsdk.LogLine {
+func (h *Host) WaitForMessage(t testing.TB, timeout time.Duration, substr string) models.LogLine {
 	t.Helper()
-	return h.WaitForLine(t, timeout, func(l pluginsdk.LogLine) bool { return strings.Contains(l.Message, substr) })
+	return h.WaitForLine(t, timeout, func(l models.LogLine) bool { return strings.Contains(l.Message, substr) })
 }
 
 // WaitForEvent polls until a published event satisfies match.
@@ -233,7 +233,7 @@ func waitFor[T any](timeout time.Duration, get func() []T, match func(T) bool) (
 	return found, ok
 }
 
-func messages(ls []pluginsdk.LogLine) []string {
+func messages(ls []models.LogLine) []string {
 	out := make([]string, len(ls))
 	for i, l := range ls {
 		out[i] = l.Level + ": " + l.Message

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,21 +14,6 @@ import (
 
 // maxPluginRequest bounds one request body a plugin sends to the host.
 const maxPluginRequest = 16 << 20
-
-// logLine is DRP's logger.Line as plugins POST it to /log.
-type logLine struct {
-	Group         int64
-	Seq           int64
-	Time          time.Time
-	Service       string
-	Principal     string
-	Level         string
-	File          string
-	Line          int
-	Message       string
-	Data          []any
-	IgnorePublish bool
-}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -65,7 +51,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 func (p *process) handleLog(w http.ResponseWriter, r *http.Request) {
-	var l logLine
+	var l models.LogLine
 	if !decodeBody(w, r, &l) {
 		return
 	}
@@ -82,18 +68,13 @@ func (p *process) handleLog(w http.ResponseWriter, r *http.Request) {
 	}
 	attrs := []any{"service", l.Service}
 	if l.File != "" {
-		attrs = append(attrs, "source", l.File+":"+itoa(l.Line))
+		attrs = append(attrs, "source", l.File+":"+strconv.Itoa(l.Line))
 	}
 	if len(l.Data) > 0 {
 		attrs = append(attrs, "data", l.Data)
 	}
 	p.log.Log(r.Context(), lvl, l.Message, attrs...)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func itoa(i int) string {
-	b, _ := json.Marshal(i)
-	return string(b)
 }
 
 func (p *process) handlePublish(w http.ResponseWriter, r *http.Request) {
