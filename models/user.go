@@ -64,29 +64,56 @@ type Stat struct {
 	Count int    `json:"count"`
 }
 
-// Info describes the server (GET /api/v3/info).
+// Info describes the server (GET /api/v3/info). Its JSON names and types
+// are those of DRP's models.Info (v4.6+), so DRP's Go client and drpcli
+// decode it: every key DRP marks required is present. pxe_* are ours
+// (DRP ignores unknown keys); DRP's License and ClusterState are left out
+// (absent keys decode to zero values).
 type Info struct {
-	Arch               string   `json:"arch"`
-	Os                 string   `json:"os"`
-	Version            string   `json:"version"`
-	Id                 string   `json:"id"`
-	LocalId            string   `json:"local_id"`
-	ApiPort            int      `json:"api_port"`
-	FilePort           int      `json:"file_port"`
-	DhcpPort           int      `json:"dhcp_port"`
-	PxePort            int      `json:"pxe_port"`
-	TftpPort           int      `json:"tftp_port"`
-	BinlPort           int      `json:"binl_port"`
-	TftpEnabled        bool     `json:"tftp_enabled"`
-	DhcpEnabled        bool     `json:"dhcp_enabled"`
-	PxeEnabled         bool     `json:"pxe_enabled"`
-	BinlEnabled        bool     `json:"binl_enabled"`
-	ProvisionerEnabled bool     `json:"prov_enabled"`
-	Address            string   `json:"address"`
-	Manager            bool     `json:"manager"`
-	Stats              []Stat   `json:"stats"`
-	Features           []string `json:"features"`
-	Errors             []string `json:"errors"`
+	Arch                     string   `json:"arch"`
+	Os                       string   `json:"os"`
+	Version                  string   `json:"version"`
+	Id                       string   `json:"id"`
+	LocalId                  string   `json:"local_id"`
+	HaId                     string   `json:"ha_id"`
+	ApiPort                  int      `json:"api_port"`
+	FilePort                 int      `json:"file_port"`
+	SecureFilePort           int      `json:"secure_file_port"`
+	DhcpPort                 int      `json:"dhcp_port"`
+	PxePort                  int      `json:"pxe_port"`
+	TftpPort                 int      `json:"tftp_port"`
+	BinlPort                 int      `json:"binl_port"`
+	TftpEnabled              bool     `json:"tftp_enabled"`
+	DhcpEnabled              bool     `json:"dhcp_enabled"`
+	PxeEnabled               bool     `json:"pxe_enabled"`
+	BinlEnabled              bool     `json:"binl_enabled"`
+	ProvisionerEnabled       bool     `json:"prov_enabled"`
+	SecureProvisionerEnabled bool     `json:"secure_prov_enabled"`
+	Address                  string   `json:"address"`
+	Manager                  bool     `json:"manager"`
+	Stats                    []Stat   `json:"stats"`
+	Features                 []string `json:"features"`
+	// Scopes maps every claim scope (object prefix) to its actions.
+	Scopes map[string]map[string]struct{} `json:"scopes"`
+	Errors []string                       `json:"errors"`
+	// HaEnabled is false: provisiond has no high-availability mode.
+	HaEnabled        bool   `json:"ha_enabled"`
+	HaVirtualAddress string `json:"ha_virtual_address"`
+	// HaIsActive is true and HaStatus "Up": a standalone server is its own
+	// active node, which is what DRP reports for one.
+	HaIsActive     bool             `json:"ha_is_active"`
+	HaStatus       string           `json:"ha_status"`
+	HaActiveId     string           `json:"ha_active_id"`
+	HaPassiveState []HaPassiveState `json:"ha_passive_state"`
+}
+
+// HaPassiveState is DRP's description of a passive HA node; provisiond
+// lists none.
+type HaPassiveState struct {
+	Id        string `json:"id"`
+	Address   string `json:"address"`
+	State     string `json:"state"`
+	Electable bool   `json:"electable"`
 }
 
 // Index describes one indexed field of a collection (GET /indexes).

@@ -376,11 +376,38 @@ func (s *Server) Info(ctx context.Context) models.Info {
 	apiPort, filePort := port(s.apiLn), port(s.staticLn)
 	s.mu.Unlock()
 	return models.Info{
-		Arch: runtime.GOARCH, Os: runtime.GOOS, Version: Version, Id: s.id, LocalId: s.id,
+		Arch: runtime.GOARCH, Os: runtime.GOOS, Version: Version, Id: s.id, LocalId: s.id, HaId: s.id, HaActiveId: s.id,
 		ApiPort: apiPort, FilePort: filePort, Address: s.cfg.APIAddr,
 		Stats:    []models.Stat{{Name: "machines.count", Count: s.objs.Count("machines")}, {Name: "subnets.count", Count: 0}},
-		Features: Features(), Errors: []string{},
+		Features: Features(), Errors: []string{}, Scopes: s.scopes(),
+		HaIsActive: true, HaStatus: "Up", HaPassiveState: []models.HaPassiveState{},
 	}
+}
+
+// scopes lists the claim scopes and actions tokens can carry, in the form
+// of DRP's Info.Scopes: every object kind with its CRUD, secure-param and
+// plugin-action rights, plus the fixed scopes.
+func (s *Server) scopes() map[string]map[string]struct{} {
+	set := func(actions ...string) map[string]struct{} {
+		m := make(map[string]struct{}, len(actions))
+		for _, a := range actions {
+			m[a] = struct{}{}
+		}
+		return m
+	}
+	out := map[string]map[string]struct{}{
+		"events":  set("post"),
+		"info":    set("get"),
+		"metrics": set("get"),
+		"system":  set("action"),
+	}
+	for _, p := range s.objs.Prefixes() {
+		out[p] = set("action", "create", "delete", "get", "getSecure", "list", "patch", "update")
+	}
+	if u, ok := out["users"]; ok {
+		u["token"], u["password"] = struct{}{}, struct{}{}
+	}
+	return out
 }
 
 // Start binds the listeners, starts serving, writes EndpointsFile and
