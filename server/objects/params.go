@@ -432,6 +432,10 @@ func (s *Service) Patch(ctx context.Context, principal, prefix, id string, patch
 		if !ok {
 			return nil, nil, notFound("PATCH", prefix, id)
 		}
+		patch, perr := wholeDocumentTests(k, prefix, old.key, patch, old.view)
+		if perr != nil {
+			return nil, nil, perr
+		}
 		out, perr := applyPatch(prefix, old.key, patch, old.view)
 		if perr != nil {
 			return nil, nil, perr
@@ -442,6 +446,47 @@ func (s *Service) Patch(ctx context.Context, principal, prefix, id string, patch
 		}
 		return old, obj, nil
 	})
+}
+
+// wholeDocumentTests checks and removes the leading "test" operations of
+// patch whose path is "" (the whole document), which DRP's client prepends
+// in ParanoidPatch mode (drpcli update --ref): a test of the object exactly
+// as the client holds it. For typed kinds the client's copy went through
+// DRP's own struct, which has fields provisiond does not store (and may
+// lack some it does), so only the top-level fields both documents carry
+// are compared, each for exact equality: a field only one side knows
+// cannot be what changed under the client. Other kinds (RawModel) are
+// compared as a whole, as RFC 6902 says.
+func wholeDocumentTests(k *Kind, prefix, key string, patch jsonpatch2.Patch, view []byte) (jsonpatch2.Patch, *models.Error) {
+	if _, raw := k.newObject().(*models.RawModel); raw {
+		return patch, nil
+	}
+	var cur map[string]any
+	for len(patch) > 0 && patch[0].Op == "test" && patch[0].Path == "" {
+		if cur == nil {
+			if err := json.Unmarshal(view, &cur); err != nil {
+				return nil, &models.Error{Model: prefix, Key: key, Type: "PATCH", Code: 500, Messages: []string{"stored object: " + err.Error()}}
+			}
+		}
+		var want map[string]any
+		buf, err := json.Marshal(patch[0].Value)
+		if err == nil {
+			err = json.Unmarshal(buf, &want)
+		}
+		fail := &models.Error{Model: prefix, Key: key, Type: "PATCH", Code: 409,
+			Messages: []string{"Patch error at line 0 (test ): Test op failed."}}
+		if err != nil || want == nil {
+			return nil, fail
+		}
+		for f, v := range cur {
+			if w, ok := want[f]; ok && !reflect.DeepEqual(v, w) {
+				fail.Messages[0] = fmt.Sprintf("Patch error at line 0 (test ): Test op failed: field %s changed", f)
+				return nil, fail
+			}
+		}
+		patch = patch[1:]
+	}
+	return patch, nil
 }
 
 // decodeStrict decodes buf into a new object of k, refusing unknown
