@@ -568,5 +568,7 @@ func (a *API) postEvent(c *gin.Context) {
 	}
 	e.Principal = PrincipalOf(c).Name
 	a.opts.Bus.Publish(e)
-	c.Status(http.StatusNoContent)
+	// DRP answers 204 with a JSON Content-Type, and DRP's Go client
+	// (api.R.Do) rejects any answer without one, even a 204.
+	c.Data(http.StatusNoContent, "application/json", nil)
 }
