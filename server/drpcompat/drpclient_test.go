@@ -71,6 +71,9 @@ type exchange struct {
 	URL       string
 	ReqHeader http.Header
 	ReqBody   []byte
+	// ReqLength is the request's Content-Length (-1 or 0 with a streamed
+	// body: sent chunked).
+	ReqLength int64
 	Status    int
 	Header    http.Header
 	Body      []byte
@@ -152,6 +155,7 @@ type drpReq struct {
 	header   http.Header
 	body     []byte
 	hasBody  bool
+	stream   io.Reader // a reader that is not in memory, sent as is (chunked)
 	err      []string
 	paranoid bool
 }
@@ -242,12 +246,10 @@ func (r *drpReq) bodyOf(b any) *drpReq {
 		r.headers("Content-Type", "application/octet-stream")
 		r.body, r.hasBody = v, true
 	case io.Reader:
+		// As in DRP, the reader itself is the request body: for a file
+		// (drpcli upload) net/http knows no length and sends it chunked.
 		r.headers("Content-Type", "application/octet-stream")
-		buf, err := io.ReadAll(v)
-		if err != nil {
-			r.err = append(r.err, err.Error())
-		}
-		r.body, r.hasBody = buf, true
+		r.stream = v
 	default:
 		r.headers("Content-Type", "application/json")
 		buf, err := json.Marshal(&v)
@@ -320,6 +322,9 @@ func (r *drpReq) do(val any) error {
 	if r.hasBody {
 		body = bytes.NewReader(r.body)
 	}
+	if r.stream != nil {
+		body = r.stream
+	}
 	req, err := http.NewRequest(r.method, r.uri.String(), body)
 	if err != nil {
 		return &drpError{Type: "CLIENT_ERROR", Messages: []string{err.Error()}}
@@ -339,7 +344,7 @@ func (r *drpReq) do(val any) error {
 	defer resp.Body.Close()
 	raw, rerr := io.ReadAll(resp.Body)
 	c.mu.Lock()
-	c.log = append(c.log, exchange{Method: r.method, URL: r.uri.String(), ReqHeader: req.Header.Clone(), ReqBody: r.body,
+	c.log = append(c.log, exchange{Method: r.method, URL: r.uri.String(), ReqHeader: req.Header.Clone(), ReqBody: r.body, ReqLength: req.ContentLength,
 		Status: resp.StatusCode, Header: resp.Header.Clone(), Body: raw})
 	c.mu.Unlock()
 	if rerr != nil {

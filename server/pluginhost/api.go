@@ -205,7 +205,9 @@ func (a *API) deleteProvider(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.Status(http.StatusNoContent)
+	// JSON-typed even when empty: DRP's client (R.Do) refuses an answer
+	// without a JSON Content-Type, 204 included.
+	c.Data(http.StatusNoContent, "application/json", nil)
 }
 
 // PluginAPI serves /plugin-apis/<plugin>/* by proxying to the plugin.
