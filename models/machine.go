@@ -1,7 +1,6 @@
 package models
 
 import (
-	"encoding/json"
 	"net"
 
 	"github.com/google/uuid"
@@ -93,36 +92,3 @@ func (m *Machine) SetParams(p map[string]any) { m.Params = p }
 // GetProfiles implements Profiler.
 func (m *Machine) GetProfiles() []string { return m.Profiles }
 
-// UnmarshalJSON decodes a Machine, accepting "" for Uuid and CurrentJob as
-// the zero UUID. DRP's client uses pborman/uuid, which marshals an unset
-// UUID as "", so drpcli `machines create '{"Name":"m1"}'` posts
-// "Uuid":"" and "CurrentJob":"" (the server then generates the Uuid).
-// Any other text must be a valid UUID.
-func (m *Machine) UnmarshalJSON(b []byte) error {
-	type plain Machine
-	aux := struct {
-		*plain
-		Uuid       *string
-		CurrentJob *string
-	}{plain: (*plain)(m)}
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	for _, f := range []struct {
-		src *string
-		dst *uuid.UUID
-	}{{aux.Uuid, &m.Uuid}, {aux.CurrentJob, &m.CurrentJob}} {
-		switch {
-		case f.src == nil:
-		case *f.src == "":
-			*f.dst = uuid.Nil
-		default:
-			u, err := uuid.Parse(*f.src)
-			if err != nil {
-				return err
-			}
-			*f.dst = u
-		}
-	}
-	return nil
-}

@@ -1,6 +1,7 @@
 package objects
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/VictorLowther/jsonpatch2"
+	"github.com/google/uuid"
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/server/paramschema"
 	"github.com/provisionhq/provision/server/secrets"
@@ -494,6 +496,7 @@ func wholeDocumentTests(k *Kind, prefix, key string, patch jsonpatch2.Patch, vie
 func (s *Service) decodeStrict(k *Kind, buf []byte) (models.Model, error) {
 	obj := k.newObject()
 	if _, raw := obj.(*models.RawModel); !raw {
+		buf = dropEmptyUUIDs(obj, buf)
 		dec := json.NewDecoder(strings.NewReader(string(buf)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(obj); err != nil {
@@ -521,8 +524,63 @@ func (s *Service) DecodeBody(method, prefix string, body []byte) (models.Model, 
 		return nil, &models.Error{Model: prefix, Type: method, Code: 400, Messages: []string{"body must be a JSON object"}}
 	}
 	obj := k.newObject()
-	if err := json.Unmarshal(body, obj); err != nil {
+	if err := json.Unmarshal(dropEmptyUUIDs(obj, body), obj); err != nil {
 		return nil, &models.Error{Model: prefix, Type: method, Code: 400, Messages: []string{"Invalid JSON: " + err.Error()}}
 	}
 	return obj, nil
+}
+
+// uuidType is the type of UUID fields (Machine.Uuid, CurrentJob).
+var uuidType = reflect.TypeFor[uuid.UUID]()
+
+// dropEmptyUUIDs removes the top-level members of a JSON object that hold
+// "" for a UUID field of obj's type, so they decode as the zero UUID. DRP's
+// client (pborman/uuid) sends an unset UUID as "", which google/uuid
+// refuses: drpcli `machines create '{"Name":"m1"}'` posts "Uuid":"" and
+// "CurrentJob":"". Field names match case-insensitively, as in
+// encoding/json. Anything else is returned unchanged.
+func dropEmptyUUIDs(obj any, body []byte) []byte {
+	if !bytes.Contains(body, []byte(`""`)) {
+		return body
+	}
+	t := reflect.TypeOf(obj)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return body
+	}
+	var fields []string
+	for i := 0; i < t.NumField(); i++ {
+		if f := t.Field(i); f.Type == uuidType && f.IsExported() {
+			fields = append(fields, f.Name)
+		}
+	}
+	if len(fields) == 0 {
+		return body
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	changed := false
+	for k, v := range m {
+		if string(bytes.TrimSpace(v)) != `""` {
+			continue
+		}
+		for _, f := range fields {
+			if strings.EqualFold(k, f) {
+				delete(m, k)
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return body
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
 }
