@@ -373,15 +373,41 @@ func port(ln net.Listener) int {
 // Info describes the server for /api/v3/info.
 func (s *Server) Info(ctx context.Context) models.Info {
 	s.mu.Lock()
-	apiPort, filePort := port(s.apiLn), port(s.staticLn)
+	apiLn, apiPort, filePort := s.apiLn, port(s.apiLn), port(s.staticLn)
 	s.mu.Unlock()
+	address := advertisedAddress(apiLn)
 	return models.Info{
 		Arch: runtime.GOARCH, Os: runtime.GOOS, Version: Version, Id: s.id, LocalId: s.id, HaId: s.id, HaActiveId: s.id,
-		ApiPort: apiPort, FilePort: filePort, Address: s.cfg.APIAddr,
+		ApiPort: apiPort, FilePort: filePort, Address: address,
 		Stats:    []models.Stat{{Name: "machines.count", Count: s.objs.Count("machines")}, {Name: "subnets.count", Count: 0}},
 		Features: Features(), Errors: []string{}, Scopes: s.scopes(),
 		HaIsActive: true, HaStatus: "Up", HaPassiveState: []models.HaPassiveState{},
 	}
+}
+
+// advertisedAddress is the IP /info reports (DRP's Client.File builds
+// http://<address>:<file_port>/ from it, and DRP's Info decodes it as a
+// net.IP, so a host name would break the whole answer): the address the
+// API listener is bound to, or for a wildcard bind the source address of
+// the default route (what DRP reports), else 127.0.0.1. Finding the route
+// sends nothing: a UDP "connect" only selects a source address.
+func advertisedAddress(ln net.Listener) string {
+	if ln == nil {
+		return "127.0.0.1"
+	}
+	ip := ln.Addr().(*net.TCPAddr).IP
+	if !ip.IsUnspecified() {
+		return ip.String()
+	}
+	c, err := net.DialTimeout("udp", "192.0.2.1:9", time.Second) // TEST-NET-1: never contacted
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && !a.IP.IsUnspecified() && !a.IP.IsLoopback() {
+		return a.IP.String()
+	}
+	return "127.0.0.1"
 }
 
 // scopes lists the claim scopes and actions tokens can carry, in the form

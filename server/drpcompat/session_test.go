@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/provisionhq/provision/server/config"
 	"github.com/provisionhq/provision/server/servertest"
 )
 
@@ -227,4 +228,17 @@ func adminToken(t *testing.T, ts *servertest.Server) string {
 		t.Fatal(err)
 	}
 	return c.token
+}
+
+// TestInfoAddressOfWildcardBind: with the API bound to 0.0.0.0, /info
+// still reports a dialable IP (DRP reports the default route's source
+// address), because DRP's Client.File builds its static URLs from it.
+func TestInfoAddressOfWildcardBind(t *testing.T) {
+	ts := servertest.Start(t, servertest.Options{Config: func(c *config.Config) { c.APIAddr = "0.0.0.0" }})
+	url := strings.Replace(ts.URL, "0.0.0.0", "127.0.0.1", 1)
+	c := tokenSession(t, url, adminToken(t, &servertest.Server{URL: url, AdminPassword: ts.AdminPassword}))
+	var raw json.RawMessage
+	c.req().urlFor("info").mustDo(t, &raw)
+	info := ts.Server.Info(t.Context())
+	checkDRPInfo(t, raw, info.ApiPort, info.FilePort)
 }
