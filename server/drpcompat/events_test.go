@@ -1,11 +1,14 @@
 package drpcompat
 
 import (
+	"crypto/tls"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/server/servertest"
 )
@@ -203,4 +206,40 @@ func next(t *testing.T, ch <-chan receivedEvent) models.Event {
 		t.Fatal("no event within 20s")
 	}
 	return models.Event{}
+}
+
+// TestEventStreamAuthForms: Client.ws sends Basic auth when the client has
+// no token (UserSessionToken(..., false)), and DRP documents ?token=<token>
+// on the websocket URL for clients that cannot set headers.
+func TestEventStreamAuthForms(t *testing.T) {
+	ts := servertest.Start(t, servertest.Options{})
+	basic := &drpClient{t: t, endpoint: ts.URL, username: servertest.AdminUser, password: ts.AdminPassword, hc: newTransport()}
+	es, err := basic.events()
+	if err != nil {
+		t.Fatalf("Events() with Basic auth: %v", err)
+	}
+	if _, _, acks, err := es.register("machines.*.*"); err != nil || len(acks) != 1 {
+		t.Fatalf("register over Basic auth: %v %v", err, acks)
+	}
+	es.close()
+
+	tok := adminToken(t, ts)
+	d := &websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, HandshakeTimeout: 30 * time.Second} // self-signed test server
+	conn, _, err := d.Dial(tokenSession(t, ts.URL, tok).dialURL()+"?token="+url.QueryEscape(tok), nil)
+	if err != nil {
+		t.Fatalf("dial with ?token=: %v", err)
+	}
+	defer conn.Close()
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("register machines.*.*")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var ack models.Event
+	if err := conn.ReadJSON(&ack); err != nil || ack.Type != "websocket" {
+		t.Fatalf("ack over ?token=: %v %+v", err, ack)
+	}
+	// Without any credentials the upgrade is refused.
+	if _, resp, err := d.Dial(tokenSession(t, ts.URL, tok).dialURL(), nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("anonymous websocket: %v %v", err, resp)
+	}
 }
