@@ -272,6 +272,10 @@ func (a *API) get(c *gin.Context, prefix, id string) {
 	}
 	c.Header("ETag", r.ETag)
 	if inm != "" && inm == r.ETag {
+		// JSON-typed although empty: DRP's client (R.Do) reports any
+		// non-HEAD answer without a JSON Content-Type as an error, and
+		// with one it takes the empty 304 as "nothing to decode".
+		c.Header("Content-Type", "application/json")
 		c.Status(http.StatusNotModified)
 		return
 	}
