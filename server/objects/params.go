@@ -530,9 +530,6 @@ func (s *Service) DecodeBody(method, prefix string, body []byte) (models.Model, 
 	return obj, nil
 }
 
-// uuidType is the type of UUID fields (Machine.Uuid, CurrentJob).
-var uuidType = reflect.TypeFor[uuid.UUID]()
-
 // dropEmptyUUIDs removes the top-level members of a JSON object that hold
 // "" for a UUID field of obj's type, so they decode as the zero UUID. DRP's
 // client (pborman/uuid) sends an unset UUID as "", which google/uuid
@@ -551,6 +548,7 @@ func dropEmptyUUIDs(obj any, body []byte) []byte {
 		return body
 	}
 	var fields []string
+	uuidType := reflect.TypeFor[uuid.UUID]()
 	for i := 0; i < t.NumField(); i++ {
 		if f := t.Field(i); f.Type == uuidType && f.IsExported() {
 			fields = append(fields, f.Name)
