@@ -248,8 +248,9 @@ func TestObjectCRUD(t *testing.T) {
 	}
 }
 
-// TestRawJSONShape checks that what DRP's client marshals for a new
-// machine and what it gets back round-trip: a machine created from DRP's
+// TestRawJSONShape mirrors CreateModel then GetModel (api/client.go):
+// what DRP's client marshals for a new machine and what it gets back
+// round-trip: a machine created from DRP's
 // JSON and read back decodes into DRP's struct and re-marshals to the same
 // values for every field provisiond stores.
 func TestRawJSONShape(t *testing.T) {

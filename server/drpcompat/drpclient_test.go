@@ -294,10 +294,10 @@ func genPatch(old, new any, paranoid bool) (jsonpatch2.Patch, error) {
 	return jsonpatch2.GenerateFull(a, b, true, paranoid)
 }
 
-// do mirrors R.Do (without its transport retries): trace headers, Accept
-// (plus application/octet-stream when val is an io.Writer), Authorization
-// (Bearer when a token is known, Basic otherwise, unless already set);
-// then io.Writer → copy when status < 300; HEAD → status <= 300 copies the
+// do mirrors R.Do (without its transport retries): trace headers, Accept,
+// Cache-Control (plus application/octet-stream in Accept when val is an
+// io.Writer), Authorization (Bearer when a token is known, Basic
+// otherwise, unless already set); then io.Writer → copy when status < 300; HEAD → status <= 300 copies the
 // response headers into val, otherwise an error with the status text;
 // everything else must carry a Content-Type whose media type is
 // application/json (or the call fails with "Cannot handle content-type"),
@@ -315,6 +315,8 @@ func (r *drpReq) do(val any) error {
 		r.headers("X-Log-Request", c.traceLvl, "X-Log-Token", c.traceToken)
 	}
 	r.headers("Accept", "application/json")
+	// Newer DRP clients also ask caches to keep nothing (drp-protocol §5.1).
+	r.headers("Cache-Control", "no-store")
 	if _, ok := val.(io.Writer); ok {
 		r.headers("Accept", "application/octet-stream")
 	}
