@@ -115,6 +115,10 @@ func (p *Plugin) bulk(ctx context.Context, l *slog.Logger, a *models.Action) (an
 	if conc < 1 || conc > bulk.MaxConcurrency {
 		return nil, bmc.BadParam("%s must be between 1 and %d, got %d", bulk.ParamConcurrency, bulk.MaxConcurrency, conc)
 	}
+	allowEmpty, err := pluginutil.BoolParam(a.Params, bulk.ParamAllowEmpty, false)
+	if err != nil {
+		return nil, bmc.BadParam("%v", err)
+	}
 	p.mu.Lock()
 	c := p.c
 	p.mu.Unlock()
@@ -129,7 +133,7 @@ func (p *Plugin) bulk(ctx context.Context, l *slog.Logger, a *models.Action) (an
 	}
 	l.Info("bulk action", "command", cmd, "filter", filter, "concurrency", conc)
 	return bulk.Run(ctx, bulk.ClientSource{C: c}, p.d.Run, &bulk.Request{
-		Command: cmd, Filter: filter, Filters: filters, Concurrency: conc, Overrides: overrides})
+		Command: cmd, Filter: filter, Filters: filters, Concurrency: conc, Overrides: overrides, AllowEmpty: allowEmpty})
 }
 
 // app assembles the provider binary.

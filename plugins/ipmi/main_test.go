@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -240,6 +241,78 @@ func TestActionsThroughTheSDK(t *testing.T) {
 	}
 	if r := pl.Stop(t); r.Status != 200 {
 		t.Fatalf("stop: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestDocumentedBulkFilterExample runs the example the ipmi/bulk-filter
+// param documents against a real provisiond: it must select the machine it
+// describes (an operator copies it), and the Params.<name> form that
+// matches nothing must fail loudly instead of succeeding with Total 0.
+func TestDocumentedBulkFilterExample(t *testing.T) {
+	ts, e := env(t)
+	c := ts.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sub, err := fs.Sub(contentFS, "content")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack, err := content.FromFS(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := pack.Sections["params"]["ipmi/bulk-filter"].(map[string]any)["Documentation"].(string)
+	m := regexp.MustCompile(`(?m)^Example: (\S+)$`).FindStringSubmatch(doc)
+	if m == nil {
+		t.Fatalf("no \"Example: <filter>\" line in the ipmi/bulk-filter documentation:\n%s", doc)
+	}
+	example := m[1]
+	if example != "rack=Eq(r12)&Name=Re(^node)" {
+		t.Fatalf("documented example %q: update this test's machines to match it", example)
+	}
+	sim, err := bmcsim.Start(bmcsim.Options{Password: "pw", PoweredOn: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	for _, mc := range []struct{ name, rack string }{{"node1", "r12"}, {"node2", "r13"}, {"web1", "r12"}} {
+		m := &models.Machine{Name: mc.name, Params: map[string]any{"rack": mc.rack, "ipmi/address": sim.Host,
+			"ipmi/port-ipmitool": sim.Port, "ipmi/username": "ADMIN", "ipmi/password": "pw"}}
+		if err := c.Create(ctx, "machines", m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pl := plugintest.StartApp(t, app(newPlugin(actions.Options{})), e)
+	if r := pl.Config(t, map[string]any{}); r.Status != 200 {
+		t.Fatalf("config: %d %s", r.Status, r.Body)
+	}
+	bulkRun := func(filter string, extra ...any) *plugintest.Response {
+		p := map[string]any{"ipmi/bulk-command": "powerstatus", "ipmi/bulk-filter": filter}
+		for i := 0; i < len(extra); i += 2 {
+			p[extra[i].(string)] = extra[i+1]
+		}
+		return pl.Action(t, &models.Action{Plugin: "ipmi", Command: "bulkAction", Params: p})
+	}
+	var sum struct {
+		Total, Succeeded int
+		Results          []struct{ Name string }
+	}
+	r := bulkRun(example)
+	if r.Status != 200 || r.Decode(&sum) != nil || sum.Total != 1 || sum.Succeeded != 1 || sum.Results[0].Name != "node1" {
+		t.Fatalf("documented example %s: %d %s", example, r.Status, r.Body)
+	}
+	// The form the docs used to give: a clear 404, not an empty success.
+	r = bulkRun("Params.rack=Eq(r12)")
+	if me := r.Error(); r.Status != 404 || me == nil || len(me.Messages) != 1 ||
+		!strings.Contains(me.Messages[0], "no machine matches Params.rack=Eq(r12)") || !strings.Contains(me.Messages[0], "(rack=...)") {
+		t.Fatalf("Params.rack filter: %d %s", r.Status, r.Body)
+	}
+	r = bulkRun("rack=Eq(r99)", "ipmi/bulk-allow-empty", true)
+	if r.Status != 200 || r.Decode(&sum) != nil || sum.Total != 0 {
+		t.Fatalf("allowed empty selection: %d %s", r.Status, r.Body)
+	}
+	if r := bulkRun("rack=Eq(r99)", "ipmi/bulk-allow-empty", "yes"); r.Status != 400 {
+		t.Fatalf("non-boolean ipmi/bulk-allow-empty: %d %s", r.Status, r.Body)
 	}
 }
 

@@ -22,6 +22,7 @@ const (
 	ParamCommand       = "ipmi/bulk-command"
 	ParamFilter        = "ipmi/bulk-filter"
 	ParamConcurrency   = "ipmi/bulk-concurrency"
+	ParamAllowEmpty    = "ipmi/bulk-allow-empty"
 	DefaultConcurrency = 16
 	MaxConcurrency     = 256
 )
@@ -30,7 +31,7 @@ const (
 func Action() models.AvailableAction {
 	return models.AvailableAction{Model: "", Command: Command,
 		RequiredParams: []string{ParamCommand, ParamFilter},
-		OptionalParams: []string{ParamConcurrency}}
+		OptionalParams: []string{ParamConcurrency, ParamAllowEmpty}}
 }
 
 // Machine identifies one selected machine.
@@ -91,14 +92,18 @@ type Request struct {
 	Concurrency int
 	// Overrides are the action's other params, applied over each machine's.
 	Overrides map[string]any
+	// AllowEmpty makes a filter that selects no machine an empty Summary
+	// instead of a 404 (ipmi/bulk-allow-empty).
+	AllowEmpty bool
 }
 
-// ParseFilter turns "Params.rack=Eq(r12)&Name=Re(^node)" into DRP list
-// filter pairs (sorted by key for determinism).
+// ParseFilter turns "rack=Eq(r12)&Name=Re(^node)" into DRP list filter
+// pairs (sorted by key for determinism). A param is filtered on by its own
+// name: the server falls back to the param for a name that is not a field.
 func ParseFilter(s string) ([]string, error) {
 	q, err := url.ParseQuery(strings.TrimPrefix(strings.TrimSpace(s), "?"))
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a query string like Params.rack=Eq(r12)&Name=Re(^node): %w", ParamFilter, err)
+		return nil, fmt.Errorf("%s is not a query string like rack=Eq(r12)&Name=Re(^node): %w", ParamFilter, err)
 	}
 	keys := make([]string, 0, len(q))
 	for k := range q {
@@ -115,17 +120,21 @@ func ParseFilter(s string) ([]string, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s must select machines, e.g. Params.rack=Eq(r12)", ParamFilter)
+		return nil, fmt.Errorf("%s must select machines, e.g. rack=Eq(r12)", ParamFilter)
 	}
 	return out, nil
 }
 
 // Run executes req over the machines src selects. A failure to list
-// machines is the action's error; per-machine failures are in the Summary.
+// machines, or (unless req.AllowEmpty) a filter that selects none, is the
+// action's error; per-machine failures are in the Summary.
 func Run(ctx context.Context, src Source, run Runner, req *Request) (*Summary, *models.Error) {
 	ms, err := src.Machines(ctx, req.Filters)
 	if err != nil {
 		return nil, bmc.Error(502, "listing machines with %s %q failed: %v", ParamFilter, req.Filter, err)
+	}
+	if len(ms) == 0 && !req.AllowEmpty {
+		return nil, noMatch(req)
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
 	sum := &Summary{Command: req.Command, Filter: req.Filter, Total: len(ms), Results: make([]Result, len(ms))}
@@ -169,6 +178,20 @@ func Run(ctx context.Context, src Source, run Runner, req *Request) (*Summary, *
 		}
 	}
 	return sum, nil
+}
+
+// noMatch is the 404 for a filter that selects no machine, with a hint
+// when a term names a param as Params.<name> (which matches nothing).
+func noMatch(req *Request) *models.Error {
+	hint := ""
+	for i := 0; i < len(req.Filters); i += 2 {
+		if name, ok := strings.CutPrefix(req.Filters[i], "Params."); ok && name != "" {
+			hint = fmt.Sprintf("; filter on a param by its own name (%s=...), not %s", name, req.Filters[i])
+			break
+		}
+	}
+	return bmc.Error(404, "no machine matches %s (%s)%s; set %s to true to allow an empty selection",
+		req.Filter, ParamFilter, hint, ParamAllowEmpty)
 }
 
 // ClientSource reads machines from provisiond with the plugin's API client.

@@ -42,8 +42,8 @@ func (m *memSource) Params(_ context.Context, uuid string) (map[string]any, erro
 }
 
 func TestParseFilter(t *testing.T) {
-	f, err := ParseFilter("Params.rack=Eq(r12)&Name=Re(^node)")
-	if err != nil || !slices.Equal(f, []string{"Name", "Re(^node)", "Params.rack", "Eq(r12)"}) {
+	f, err := ParseFilter("rack=Eq(r12)&Name=Re(^node)")
+	if err != nil || !slices.Equal(f, []string{"Name", "Re(^node)", "rack", "Eq(r12)"}) {
 		t.Fatalf("%q %v", f, err)
 	}
 	for _, bad := range []string{"", "  ", "Name=", "=Eq(x)", "%zz"} {
@@ -126,6 +126,23 @@ func TestConcurrencyLimitAndResults(t *testing.T) {
 	}
 }
 
+// TestEmptySelectionIsAnError: a filter that selects nothing must not read
+// as success (an operator would power-cycle nothing without noticing),
+// unless the caller said an empty selection is fine.
+func TestEmptySelectionIsAnError(t *testing.T) {
+	ran := false
+	run := func(context.Context, string, map[string]any) (any, *models.Error) { ran = true; return "ok", nil }
+	_, merr := Run(context.Background(), &memSource{}, run, &Request{Command: "powercycle", Filter: "rack=Eq(r99)", Filters: []string{"rack", "Eq(r99)"}})
+	if merr == nil || merr.Code != 404 || merr.Messages[0] !=
+		`no machine matches rack=Eq(r99) (ipmi/bulk-filter); set ipmi/bulk-allow-empty to true to allow an empty selection` {
+		t.Fatalf("empty selection: %+v", merr)
+	}
+	sum, merr := Run(context.Background(), &memSource{}, run, &Request{Command: "powercycle", Filter: "rack=Eq(r99)", AllowEmpty: true})
+	if merr != nil || sum.Total != 0 || sum.Results == nil || ran {
+		t.Fatalf("allowed empty selection: %+v %v (ran %v)", sum, merr, ran)
+	}
+}
+
 // TestAgainstProvisiond selects machines in a real provisiond by param,
 // reads their aggregated params with the secure password decoded, and
 // powers off their (reference) BMCs, leaving the unselected one alone.
@@ -164,11 +181,29 @@ func TestAgainstProvisiond(t *testing.T) {
 
 	d := actions.New(actions.Options{})
 	defer d.Close()
+	// The Params.<name> form matches nothing on the server: a 404 that
+	// says so and how to fix it, and no machine touched.
+	wrong, err := ParseFilter("Params.rack=Eq(r1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, merr := Run(ctx, ClientSource{C: c}, d.Run, &Request{Command: "poweroff", Filter: "Params.rack=Eq(r1)", Filters: wrong, Concurrency: 2})
+	if merr == nil || merr.Code != 404 || len(merr.Messages) != 1 ||
+		!strings.Contains(merr.Messages[0], `no machine matches Params.rack=Eq(r1)`) || !strings.Contains(merr.Messages[0], "(rack=...)") {
+		t.Fatalf("empty match: %+v", merr)
+	}
+	sum, merr := Run(ctx, ClientSource{C: c}, d.Run, &Request{Command: "poweroff", Filter: "Params.rack=Eq(r1)", Filters: wrong, AllowEmpty: true})
+	if merr != nil || sum.Total != 0 || len(sum.Results) != 0 {
+		t.Fatalf("allowed empty match: %+v %v", sum, merr)
+	}
+	if !sims[0].Chassis.On() || !sims[1].Chassis.On() || !sims[2].Chassis.On() {
+		t.Fatal("an empty match changed a power state")
+	}
 	filters, err := ParseFilter("rack=Eq(r1)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, merr := Run(ctx, ClientSource{C: c}, d.Run, &Request{Command: "poweroff", Filter: "rack=Eq(r1)", Filters: filters, Concurrency: 2})
+	sum, merr = Run(ctx, ClientSource{C: c}, d.Run, &Request{Command: "poweroff", Filter: "rack=Eq(r1)", Filters: filters, Concurrency: 2})
 	if merr != nil {
 		t.Fatal(merr)
 	}
