@@ -42,6 +42,11 @@ type Options struct {
 	// IdleTTL is how long an unused session stays open (default 20s; the
 	// IPMI session inactivity timeout is typically 60s).
 	IdleTTL time.Duration
+	// FailFastFor is how long after a session attempt got no answer from a
+	// BMC further calls with the same credentials get that outcome at once
+	// instead of each waiting out the timeout again (default Timeout;
+	// negative disables). Calls queued behind the attempt always share it.
+	FailFastFor time.Duration
 	// Logger receives debug messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -52,7 +57,16 @@ type Driver struct {
 
 	mu       sync.Mutex
 	sessions map[sessionKey]*session
+	// failures are recent session attempts that got no answer, kept for
+	// FailFastFor so a dead BMC costs one timeout, not one per caller.
+	failures map[sessionKey]failure
 	closed   bool
+}
+
+// failure is the outcome of a session attempt that got no answer.
+type failure struct {
+	err error
+	at  time.Time
 }
 
 // New returns a driver; call Close to end its sessions.
@@ -68,10 +82,13 @@ func New(opts Options) *Driver {
 	if opts.IdleTTL <= 0 {
 		opts.IdleTTL = 20 * time.Second
 	}
+	if opts.FailFastFor == 0 {
+		opts.FailFastFor = opts.Timeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Driver{opts: opts, sessions: map[sessionKey]*session{}}
+	return &Driver{opts: opts, sessions: map[sessionKey]*session{}, failures: map[sessionKey]failure{}}
 }
 
 // Mode implements bmc.Driver.
@@ -101,6 +118,7 @@ func (d *Driver) Close() {
 		all = append(all, s)
 		delete(d.sessions, k)
 	}
+	clear(d.failures)
 	d.mu.Unlock()
 	for _, s := range all {
 		s.mu.Lock()
@@ -329,6 +347,11 @@ type session struct {
 	lastUsed time.Time
 	timer    *time.Timer
 	dead     bool
+	// failed is why the session attempt that ended this entry failed, when
+	// the BMC (not the connecting caller's context) caused it: the calls
+	// that queued on the entry during the attempt return it instead of
+	// each trying (and timing out) again.
+	failed error
 }
 
 // closeLocked closes the client (bounded by timeout) and stops the timer.
@@ -348,7 +371,10 @@ func (s *session) closeLocked(timeout time.Duration) {
 
 // withSession runs fn on a session to t, reusing an open one. When fn fails
 // on a reused session without an answer from the BMC (it may have expired
-// the session) it reconnects and tries once more.
+// the session) it reconnects and tries once more. Calls to one BMC are
+// serialised, but a failed session attempt answers every call queued
+// behind it, and one that got no answer also the calls of the next
+// FailFastFor: N callers of a dead BMC wait one timeout, not N.
 func (d *Driver) withSession(ctx context.Context, t bmc.Target, fn func(*ipmi.Client) error) error {
 	key := sessionKey{hostPort: t.HostPort(DefaultPort), user: t.Username, pass: sha256.Sum256([]byte(t.Password)), lan15: t.LAN15}
 	for {
@@ -356,6 +382,10 @@ func (d *Driver) withSession(ctx context.Context, t bmc.Target, fn func(*ipmi.Cl
 		if d.closed {
 			d.mu.Unlock()
 			return errors.New("native IPMI driver is closed")
+		}
+		if err := d.recentFailureLocked(key); err != nil {
+			d.mu.Unlock()
+			return err
 		}
 		s := d.sessions[key]
 		if s == nil {
@@ -366,20 +396,77 @@ func (d *Driver) withSession(ctx context.Context, t bmc.Target, fn func(*ipmi.Cl
 
 		s.mu.Lock()
 		if s.dead {
+			shared := s.failed
 			s.mu.Unlock()
+			if shared != nil {
+				return fmt.Errorf("%w (outcome of a concurrent call's session attempt)", shared)
+			}
 			continue // removed by the idle closer; take a fresh entry
 		}
-		err := d.runLocked(ctx, s, t, fn)
+		err := d.runLocked(ctx, s, key, t, fn)
 		s.mu.Unlock()
 		return err
 	}
 }
 
-func (d *Driver) runLocked(ctx context.Context, s *session, t bmc.Target, fn func(*ipmi.Client) error) error {
+// recentFailureLocked returns the outcome of a session attempt for key that
+// got no answer less than FailFastFor ago, nil when there is none.
+func (d *Driver) recentFailureLocked(key sessionKey) error {
+	f, ok := d.failures[key]
+	if !ok {
+		return nil
+	}
+	age := time.Since(f.at)
+	if age >= d.opts.FailFastFor {
+		delete(d.failures, key)
+		return nil
+	}
+	return fmt.Errorf("%w (a session attempt %s ago got no answer; not retried for another %s)",
+		f.err, age.Round(time.Millisecond), (d.opts.FailFastFor - age).Round(time.Millisecond))
+}
+
+// connectFailed ends s after a failed session attempt. Unless the
+// connecting caller's own context ended it, the calls queued on s share the
+// error, and when the BMC did not answer at all so do the next calls for
+// FailFastFor.
+func (d *Driver) connectFailed(ctx context.Context, s *session, key sessionKey, t bmc.Target, err error) {
+	ended := callerEnded(ctx)
+	if !ended {
+		s.failed = err
+	}
+	d.forget(s, t)
+	if ended || d.opts.FailFastFor <= 0 || classify(context.Background(), t, err).Code != 504 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	for k, f := range d.failures {
+		if now.Sub(f.at) >= d.opts.FailFastFor {
+			delete(d.failures, k)
+		}
+	}
+	if !d.closed {
+		d.failures[key] = failure{err: err, at: now}
+	}
+}
+
+// callerEnded reports whether ctx is done or its deadline has passed: go-ipmi
+// turns the deadline into a UDP read deadline, whose error can come before
+// ctx.Err() is set.
+func callerEnded(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+func (d *Driver) runLocked(ctx context.Context, s *session, key sessionKey, t bmc.Target, fn func(*ipmi.Client) error) error {
 	reused := s.c != nil
 	if s.c == nil {
 		if err := d.connectLocked(ctx, s, t); err != nil {
-			d.forget(s, t)
+			d.connectFailed(ctx, s, key, t, err)
 			return err
 		}
 	}
@@ -389,7 +476,7 @@ func (d *Driver) runLocked(ctx context.Context, s *session, t bmc.Target, fn fun
 			d.opts.Logger.Debug("reconnecting IPMI session after a failure on a reused session", "bmc", t, "error", err)
 			s.closeLocked(d.opts.Timeout)
 			if cerr := d.connectLocked(ctx, s, t); cerr != nil {
-				d.forget(s, t)
+				d.connectFailed(ctx, s, key, t, cerr)
 				return cerr
 			}
 			err = fn(s.c)

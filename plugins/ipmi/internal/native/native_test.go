@@ -2,6 +2,7 @@ package native
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -130,7 +131,9 @@ func TestUnreachable(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatal("the driver did not give up on its own before the action deadline")
 	}
-	// A closed port answers with ICMP port unreachable.
+	// A closed port answers with ICMP port unreachable (a fresh driver: this
+	// one would answer from the failure it just had on that port).
+	d = newDriver(t, Options{Timeout: 200 * time.Millisecond, Retries: 1})
 	silent.Close()
 	_, merr = d.Do(ctx, &bmc.Request{Command: bmc.PowerStatus, Target: bmc.Target{Address: "127.0.0.1", Port: port, Username: "ADMIN", Password: "ADMIN"}})
 	if merr == nil || merr.Code != 504 {
@@ -148,6 +151,74 @@ func TestUnreachable(t *testing.T) {
 	_, merr = slow.Do(short, &bmc.Request{Command: bmc.PowerStatus, Target: bmc.Target{Address: "127.0.0.1", Port: silent2.LocalAddr().(*net.UDPAddr).Port, Username: "ADMIN", Password: "ADMIN"}})
 	if merr == nil || merr.Code != 504 {
 		t.Fatalf("deadline: want 504, got %v", merr)
+	}
+}
+
+// TestConcurrentCallersToADeadBMC: calls to one BMC are serialised, but N
+// concurrent callers of a BMC that never answers must all be answered
+// within about one session attempt, not one attempt each (N x timeout).
+func TestConcurrentCallersToADeadBMC(t *testing.T) {
+	const timeout = time.Second // Retries -1: one attempt is one timeout
+	d := newDriver(t, Options{Timeout: timeout, Retries: -1})
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	tg := bmc.Target{Address: "127.0.0.1", Port: silent.LocalAddr().(*net.UDPAddr).Port, Username: "ADMIN", Password: "ADMIN"}
+	const n = 5
+	start := time.Now()
+	bound := start.Add(2*timeout + timeout/2) // serialised, caller 3 answers at 3 x timeout
+	answers := make(chan error, n)
+	ctx, cancel := context.WithTimeout(context.Background(), (n+1)*timeout)
+	defer cancel()
+	for range n {
+		go func() {
+			_, merr := d.Do(ctx, &bmc.Request{Command: bmc.PowerStatus, Target: tg})
+			if merr == nil || merr.Code != 504 {
+				answers <- fmt.Errorf("want a 504, got %v", merr)
+				return
+			}
+			answers <- nil
+		}()
+	}
+	for i := range n {
+		if err := <-answers; err != nil {
+			t.Fatal(err)
+		}
+		if done := time.Now(); done.After(bound) {
+			t.Fatalf("caller %d of %d answered %s after the start: callers of a dead BMC each waited a timeout (%s)",
+				i+1, n, done.Sub(start).Round(time.Millisecond), timeout)
+		}
+	}
+	// A call right after the failure gets it at once, saying so.
+	_, merr := d.Do(ctx, &bmc.Request{Command: bmc.PowerStatus, Target: tg})
+	if merr == nil || merr.Code != 504 || !strings.Contains(merr.Error(), "got no answer; not retried for another") {
+		t.Fatalf("call after the failure: %v", merr)
+	}
+}
+
+// TestCallerContextFailureIsNotShared: a session attempt that ended because
+// its caller gave up says nothing about the BMC, so the next caller makes
+// its own attempt instead of getting that outcome from the fail-fast cache.
+func TestCallerContextFailureIsNotShared(t *testing.T) {
+	d := newDriver(t, Options{Timeout: time.Second, Retries: -1})
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	tg := bmc.Target{Address: "127.0.0.1", Port: silent.LocalAddr().(*net.UDPAddr).Port, Username: "ADMIN", Password: "ADMIN"}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, merr := d.Do(short, &bmc.Request{Command: bmc.PowerStatus, Target: tg}); merr == nil || merr.Code != 504 {
+		t.Fatalf("call with a short deadline: %v", merr)
+	}
+	ctx, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	_, merr := d.Do(ctx, &bmc.Request{Command: bmc.PowerStatus, Target: tg})
+	if merr == nil || merr.Code != 504 || strings.Contains(merr.Error(), "not retried") || !strings.Contains(merr.Error(), "no datagram matched") {
+		t.Fatalf("the next caller did not make its own attempt: %v", merr)
 	}
 }
 
