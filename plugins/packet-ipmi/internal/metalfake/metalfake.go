@@ -161,7 +161,8 @@ func (s *Server) FailNext(statuses ...int) {
 	s.failNext = append(s.failNext, statuses...)
 }
 
-// StallNext makes the next n requests hang until the client gives up.
+// StallNext makes the next n requests hang until the client gives up (or
+// the server closes); the connection is then dropped with no response.
 func (s *Server) StallNext(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -231,11 +232,14 @@ func newID() string {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rec := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, ConsumerToken: r.Header.Get("X-Consumer-Token")}
-	status := s.handle(w, r)
-	rec.Status = status
-	s.mu.Lock()
-	s.reqs = append(s.reqs, rec)
-	s.mu.Unlock()
+	// Deferred so a stalled request, which ends by aborting the
+	// connection (a panic), is still listed with Status 0.
+	defer func() {
+		s.mu.Lock()
+		s.reqs = append(s.reqs, rec)
+		s.mu.Unlock()
+	}()
+	rec.Status = s.handle(w, r)
 }
 
 // handle answers one request and returns the status it wrote.
@@ -258,7 +262,11 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) int {
 		case <-r.Context().Done():
 		case <-s.done:
 		}
-		return 0
+		// Abort the connection without a response, as an API that never
+		// answers looks. Returning normally would make net/http send an
+		// implicit empty 200 OK, which can still reach a client whose
+		// timeout is just firing and read as success.
+		panic(http.ErrAbortHandler)
 	}
 	if injected != 0 {
 		return fail(w, injected, "injected failure")

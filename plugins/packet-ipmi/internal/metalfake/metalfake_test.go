@@ -1,9 +1,12 @@
 package metalfake
 
 import (
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRejectsWhatTheAPIRejects sends raw requests the plugin never sends.
@@ -57,5 +60,42 @@ func TestRejectsWhatTheAPIRejects(t *testing.T) {
 	}
 	if n := len(f.Devices()); n != 1 {
 		t.Fatalf("rejected creates made devices: %d", n)
+	}
+}
+
+// TestStalledRequestGetsNoResponse pins that a stalled request ends with the
+// connection dropped, never with a response: an implicit empty 200 after
+// the client gave up could still be read as success (the flake in
+// packet's TestAPIFailuresGetHonestCodes).
+func TestStalledRequestGetsNoResponse(t *testing.T) {
+	f := NewPlain("key")
+	defer f.Close()
+	f.StallNext(1)
+	conn, err := net.Dial("tcp", f.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := "POST " + BasePath + "/devices/d1/actions HTTP/1.1\r\nHost: x\r\nX-Auth-Token: key\r\n" +
+		"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	// Give up as a client whose timeout fired: the server sees EOF and
+	// cancels the request context, but the read side stays open.
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	got, err := io.ReadAll(conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the stalled request was never released after the client gave up")
+	}
+	if len(got) != 0 {
+		t.Fatalf("a stalled request got a response: %q", got)
+	}
+	reqs := f.Requests()
+	if len(reqs) != 1 || reqs[0].Status != 0 || reqs[0].Method != http.MethodPost {
+		t.Fatalf("request log %+v, want the one stalled POST with Status 0", reqs)
 	}
 }
