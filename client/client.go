@@ -198,6 +198,21 @@ func envOr(name, def string) string {
 	return def
 }
 
+// WithRequestTimeout returns a client that shares c's connections and
+// settings but bounds each call by d instead (0: DefaultRequestTimeout,
+// negative: only the caller's context), e.g. for one long plugin action.
+func (c *Client) WithRequestTimeout(d time.Duration) *Client {
+	if d == 0 {
+		d = DefaultRequestTimeout
+	}
+	cp := *c
+	cp.opts.RequestTimeout = d
+	return &cp
+}
+
+// RequestTimeout is the bound of each call (negative: none).
+func (c *Client) RequestTimeout() time.Duration { return c.opts.RequestTimeout }
+
 // Endpoint returns the base URL the client talks to.
 func (c *Client) Endpoint() string { return c.endpoint }
 

@@ -163,6 +163,34 @@ func TestBodiesAndQueries(t *testing.T) {
 	}
 }
 
+// TestRunActionWithTimeoutAndLongerBound: the action's server-side limit
+// goes out as ?timeout= (seconds, next to ?plugin=), and WithRequestTimeout
+// gives one call a longer bound without changing the shared client.
+func TestRunActionWithTimeoutAndLongerBound(t *testing.T) {
+	_, srv := newFakeAPI(t)
+	c := newTestClient(t, srv.URL, Options{Token: "good-token", RequestTimeout: time.Second})
+	ctx := context.Background()
+	var echo struct{ Method, Query, Body string }
+	long := c.WithRequestTimeout(20*time.Minute + 30*time.Second)
+	if err := long.RunActionWithTimeout(ctx, "machines", "m1", "echo", "p1", 20*time.Minute, map[string]any{"k": "v"}, &echo); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := url.ParseQuery(echo.Query)
+	if echo.Method != http.MethodPost || got.Get("timeout") != "1200" || got.Get("plugin") != "p1" || echo.Body != `{"k":"v"}` {
+		t.Fatalf("action sent as %+v", echo)
+	}
+	if err := c.RunAction(ctx, "system", "", "echo", "", nil, &echo); err != nil || echo.Query != "" || echo.Body != "{}" {
+		t.Fatalf("plain RunAction sent as %+v (%v)", echo, err)
+	}
+	if err := c.RunActionWithTimeout(ctx, "system", "", "echo", "", -time.Second, nil, &echo); err == nil {
+		t.Fatal("a negative action timeout was accepted")
+	}
+	if long.RequestTimeout() != 20*time.Minute+30*time.Second || c.RequestTimeout() != time.Second ||
+		c.WithRequestTimeout(0).RequestTimeout() != DefaultRequestTimeout {
+		t.Fatalf("bounds: long %s, shared %s", long.RequestTimeout(), c.RequestTimeout())
+	}
+}
+
 func TestRetriesTransportErrors(t *testing.T) {
 	f, srv := newFakeAPI(t)
 	c := newTestClient(t, srv.URL, Options{Token: "good-token", MaxRetries: 3})

@@ -124,7 +124,7 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
 		_, _ = io.WriteString(w, "upstream exploded")
 		return
-	case path == "echo":
+	case path == "echo" || strings.HasSuffix(path, "/actions/echo"):
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"method": r.Method, "query": r.URL.RawQuery, "contentType": r.Header.Get("Content-Type"),

@@ -230,13 +230,31 @@ func (c *Client) Action(ctx context.Context, prefix, key, cmd, plugin string, ou
 // RunAction POSTs /<prefix>/<key>/actions/<cmd>[?plugin=] (prefix "system"
 // with key "" for system actions) and decodes the result into out.
 func (c *Client) RunAction(ctx context.Context, prefix, key, cmd, plugin string, params map[string]any, out any) error {
+	return c.RunActionWithTimeout(ctx, prefix, key, cmd, plugin, 0, params, out)
+}
+
+// RunActionWithTimeout is RunAction with the server-side time limit of the
+// action (?timeout=, whole seconds, at least 1); 0 leaves the server's
+// default (provisiond's --action-timeout). The client's own RequestTimeout
+// still bounds the call: see WithRequestTimeout for longer actions.
+func (c *Client) RunActionWithTimeout(ctx context.Context, prefix, key, cmd, plugin string, timeout time.Duration, params map[string]any, out any) error {
 	if cmd == "" {
 		return errors.New("client: RunAction needs a command")
+	}
+	if timeout < 0 {
+		return fmt.Errorf("client: RunAction timeout must not be negative, got %s", timeout)
 	}
 	if params == nil {
 		params = map[string]any{}
 	}
-	return c.Do(ctx, http.MethodPost, actionsPath(prefix, key)+"/"+cmd, pluginQuery(plugin), params, out)
+	q := pluginQuery(plugin)
+	if timeout > 0 {
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("timeout", strconv.FormatInt(int64(max(timeout.Round(time.Second), time.Second)/time.Second), 10))
+	}
+	return c.Do(ctx, http.MethodPost, actionsPath(prefix, key)+"/"+cmd, q, params, out)
 }
 
 // PostEvent publishes an event through POST /api/v3/events.

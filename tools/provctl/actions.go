@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/provisionhq/provision/client"
 	"github.com/spf13/cobra"
@@ -82,17 +83,46 @@ func (a *app) runActionCmd(s actionScope) *cobra.Command {
 		}
 		return nil
 	}
-	return a.actionCommand(use, "Run a plugin action with optional params (a JSON object or key/value pairs)", "run the action on this plugin instance", atLeast,
+	var actionTimeout string
+	cmd := a.actionCommand(use, "Run a plugin action with optional params (a JSON object or key/value pairs)", "run the action on this plugin instance", atLeast,
 		func(cmd *cobra.Command, args []string, plugin string) error {
 			p, key, rest := s.split(args)
 			params, err := a.actionParams(rest[1:])
 			if err != nil {
 				return err
 			}
+			limit := time.Duration(0) // the server's default
+			if actionTimeout != "" {
+				d, err := parseTimeout("--action-timeout", actionTimeout)
+				if err != nil {
+					return err
+				}
+				if d < 0 {
+					return fmt.Errorf("--action-timeout must be positive, got %q", actionTimeout)
+				}
+				limit = d
+			}
 			return a.fetch(func(c *client.Client, res *any) error {
-				return c.RunAction(cmd.Context(), p, key, rest[0], plugin, params, res)
+				return a.forAction(c, limit).RunActionWithTimeout(cmd.Context(), p, key, rest[0], plugin, limit, params, res)
 			})
 		})
+	cmd.Flags().StringVar(&actionTimeout, "action-timeout", "",
+		"how long the server lets the action run (sent as ?timeout=; default the server's --action-timeout, 5m); provctl waits that plus 30s even when --timeout is shorter")
+	return cmd
+}
+
+// forAction returns c with a request bound that outlasts an action allowed
+// to run for limit (0: the server's default): max(--timeout, limit+30s),
+// and no bound when --timeout is 0.
+func (a *app) forAction(c *client.Client, limit time.Duration) *client.Client {
+	cur := c.RequestTimeout()
+	if cur < 0 {
+		return c
+	}
+	if limit == 0 {
+		limit = defaultActionTimeout
+	}
+	return c.WithRequestTimeout(max(cur, limit+actionMargin))
 }
 
 // actionParams turns the trailing runaction arguments into the params

@@ -443,7 +443,8 @@ func (f *fakeServer) serveActions(w http.ResponseWriter, r *http.Request, prefix
 		return
 	}
 	f.mu.Lock()
-	f.actions = append(f.actions, map[string]any{"prefix": prefix, "key": key, "cmd": cmd, "plugin": plugin, "params": params})
+	f.actions = append(f.actions, map[string]any{"prefix": prefix, "key": key, "cmd": cmd, "plugin": plugin, "params": params,
+		"timeout": r.URL.Query().Get("timeout")})
 	f.mu.Unlock()
 	reply(w, 200, params)
 }
