@@ -145,10 +145,15 @@ func (a *app) decodeObjectArg(arg, bareName string) (map[string]any, error) {
 			return map[string]any{bareName: arg}, nil
 		}
 	}
-	if derr != nil {
-		return nil, fmt.Errorf("cannot decode %q: %w", truncate(arg, 60), derr)
+	what := fmt.Sprintf("%q", truncate(arg, 60))
+	if arg == "-" {
+		// Name what was read, not the dash.
+		what = fmt.Sprintf("standard input %q", truncate(strings.TrimSpace(string(buf)), 60))
 	}
-	return nil, fmt.Errorf("%q is not a JSON/YAML object", truncate(arg, 60))
+	if derr != nil {
+		return nil, fmt.Errorf("cannot decode %s: %w", what, derr)
+	}
+	return nil, fmt.Errorf("%s is not a JSON/YAML object", what)
 }
 
 // parseValue parses a command-line value as JSON, falling back to the

@@ -402,6 +402,16 @@ func TestEventsWatchAndPost(t *testing.T) {
 	if e := c.fails("events", "post", `{"Key":"x"}`); !strings.Contains(e, "Type and Action") {
 		t.Fatalf("bad event: %q", e)
 	}
+	// Bad standard input is named by what was read, not by the dash.
+	for stdin, want := range map[string]string{
+		"hello there\n":    `standard input "hello there" is not a JSON/YAML object`,
+		`{"Type": "x",` + "\n": `cannot decode standard input "{\"Type\": \"x\","`,
+	} {
+		r := c.runIn(context.Background(), stdin, "events", "post", "-")
+		if r.code != 1 || !strings.Contains(r.err, want) {
+			t.Fatalf("events post - with %q: exit %d, stderr %q, want %q", stdin, r.code, r.err, want)
+		}
+	}
 }
 
 func TestCompletion(t *testing.T) {
