@@ -404,7 +404,7 @@ func TestEventsWatchAndPost(t *testing.T) {
 	}
 	// Bad standard input is named by what was read, not by the dash.
 	for stdin, want := range map[string]string{
-		"hello there\n":    `standard input "hello there" is not a JSON/YAML object`,
+		"hello there\n":        `standard input "hello there" is not a JSON/YAML object`,
 		`{"Type": "x",` + "\n": `cannot decode standard input "{\"Type\": \"x\","`,
 	} {
 		r := c.runIn(context.Background(), stdin, "events", "post", "-")
