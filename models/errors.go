@@ -3,6 +3,7 @@ package models
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 	"strings"
 )
 
@@ -65,21 +66,27 @@ func (e *Error) HasError() error {
 	return e
 }
 
-// Error renders DRP's string form "<Type>: <Model>/<Key>: <msg>".
+// Error renders the string DRP's models.Error.Error() does, which drpcli
+// and provctl print and PluginErrors carry: "<Type>: <Model>/<Key>" (the
+// two joined and cleaned like path.Join), or "<Type>: <Model>" without a
+// Key, or only "<Type>" without either; then ": <msg>" for one message, or
+// each message on its own line indented by two spaces for several.
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Type)
-	b.WriteString(": ")
-	b.WriteString(e.Model)
-	if e.Key != "" {
-		b.WriteString("/")
-		b.WriteString(e.Key)
+	res := e.Type
+	switch {
+	case e.Key != "":
+		res += ": " + path.Join(e.Model, e.Key)
+	case e.Model != "":
+		res += ": " + e.Model
 	}
-	if len(e.Messages) > 0 {
-		b.WriteString(": ")
-		b.WriteString(strings.Join(e.Messages, "\n  "))
+	switch len(e.Messages) {
+	case 0:
+		return res
+	case 1:
+		return res + ": " + e.Messages[0]
+	default:
+		return res + "\n  " + strings.Join(e.Messages, "\n  ")
 	}
-	return b.String()
 }
 
 // MarshalJSON keeps Messages an array ([] rather than null only when set) and

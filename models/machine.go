@@ -91,4 +91,3 @@ func (m *Machine) SetParams(p map[string]any) { m.Params = p }
 
 // GetProfiles implements Profiler.
 func (m *Machine) GetProfiles() []string { return m.Profiles }
-

@@ -77,7 +77,7 @@ func TestCredentialsFromEnvAndFlags(t *testing.T) {
 	}
 	// A wrong password in the environment fails with DRP's error text...
 	c.env["RS_PASSWORD"] = "wrong"
-	if e := c.fails("info"); e != "Error: AUTH: : Forbidden\n" {
+	if e := c.fails("info"); e != "Error: AUTH: Forbidden\n" {
 		t.Fatalf("stderr %q", e)
 	}
 	// ...a flag beats the environment...
