@@ -310,6 +310,11 @@ func (p *plugin) action(w http.ResponseWriter, r *http.Request, model map[string
 		case <-time.After(d):
 			reply(w, 200, "slept")
 		case <-r.Context().Done():
+			// The host gave up (timeout, cancel): drop the connection.
+			// Returning without writing would let net/http send an
+			// implicit empty 200 that a racing caller could take as
+			// success.
+			panic(http.ErrAbortHandler)
 		}
 	case "callback":
 		// Read the machine back through the REST API with RS_TOKEN, as
