@@ -152,6 +152,21 @@ func TestEndToEnd(t *testing.T) {
 	if code != 200 || echo["Path"] != "/api/v3/plugin-apis/fake1/hello/there" || echo["Query"] != "x=1" || echo["Body"] != "hi" || echo["Auth"] != "" {
 		t.Fatalf("plugin-apis: %d %s", code, raw)
 	}
+	// A DRP-style error answer without a message gets one (REST clients
+	// would print a bare "GET: /api/v3/..."); other bodies pass untouched.
+	for path, want := range map[string]string{
+		"/api/v3/plugin-apis/fake1/x/missing": `{"Model":"","Key":"/api/v3/plugin-apis/fake1/x/missing","Type":"GET",` +
+			`"Messages":["No route: /api/v3/plugin-apis/fake1/x/missing on plugin fake1"],"Code":404}`,
+		"/api/v3/plugin-apis/fake1/no-messages": `{"Model":"plugin","Key":"fake","Type":"GET",` +
+			`"Messages":["Plugin fake1 answered /api/v3/plugin-apis/fake1/no-messages 500 Internal Server Error without a message"],"Code":500}`,
+		"/api/v3/plugin-apis/fake1/with-message": `{"Code":409,"Key":"fake","Messages":["conflict on purpose"],"Model":"plugin","Type":"plugin"}`,
+		"/api/v3/plugin-apis/fake1/not-an-error": `{"Code":400,"Detail":"a body of the plugin's own shape","Messages":null}`,
+	} {
+		code, raw := e.doRaw("GET", path, "", nil, "")
+		if got := strings.TrimSpace(string(raw)); code < 400 || got != want {
+			t.Errorf("plugin-apis error %s: %d\n got %s\nwant %s", path, code, got, want)
+		}
+	}
 	req, _ := http.NewRequest("GET", e.ts.URL+"/api/v3/plugin-apis/fake1/hello", nil)
 	if resp, err := httpClient().Do(req); err != nil || resp.StatusCode != 401 {
 		t.Fatalf("plugin-apis without credentials: %v %v", resp, err)

@@ -1,6 +1,7 @@
 package hostmodule
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -137,6 +138,14 @@ func TestIncrementerOnPluginSDK(t *testing.T) {
 	}
 	if code, v := e.action(mp, "reset_count", nil); code != 200 || v != "Success" {
 		t.Fatalf("reset_count: %d %v", code, errText(v))
+	}
+	// The SDK answers an unknown plugin-apis path as DRP's library does
+	// ("Messages":null); REST clients get a message saying what failed.
+	code, raw = e.doRaw("GET", "/api/v3/plugin-apis/incr/nosuch", "", nil, "")
+	var nr models.Error
+	if err := json.Unmarshal(raw, &nr); err != nil || code != 404 || nr.Code != 404 ||
+		nr.Error() != "GET: /api/v3/plugin-apis/incr/nosuch: No route: /api/v3/plugin-apis/incr/nosuch on plugin incr" {
+		t.Fatalf("unknown plugin-apis path: %d %s", code, raw)
 	}
 	code, v = e.action(mp, "explode", nil)
 	if code != 400 || errText(v) != "INVOKE: machines/"+m.Uuid.String()+": Action explode on machines: Not Found" {

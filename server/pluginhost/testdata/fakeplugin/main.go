@@ -389,6 +389,22 @@ func (p *plugin) action(w http.ResponseWriter, r *http.Request, model map[string
 }
 
 func (p *plugin) pluginAPI(w http.ResponseWriter, r *http.Request) {
+	// Error answers, for the proxy's handling of them.
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/missing"):
+		// What DRP's plugin library answers for an unknown path.
+		reply(w, 404, map[string]any{"Model": "", "Key": r.URL.Path, "Type": r.Method, "Messages": nil, "Code": 404})
+		return
+	case strings.HasSuffix(r.URL.Path, "/no-messages"):
+		reply(w, 500, map[string]any{"Model": "plugin", "Key": name, "Type": r.Method, "Messages": []string{}, "Code": 500})
+		return
+	case strings.HasSuffix(r.URL.Path, "/with-message"):
+		reply(w, 409, drpErr(409, "conflict on purpose"))
+		return
+	case strings.HasSuffix(r.URL.Path, "/not-an-error"):
+		reply(w, 400, map[string]any{"Code": 400, "Messages": nil, "Detail": "a body of the plugin's own shape"})
+		return
+	}
 	if strings.HasSuffix(r.URL.Path, "/stream") {
 		// Echo the request body back chunk by chunk as it arrives.
 		w.Header().Set("Content-Type", "text/plain")
