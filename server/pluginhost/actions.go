@@ -98,6 +98,45 @@ func (h *Host) candidates(model, cmd, plugin string) []candidate {
 	return out
 }
 
+// idleOffers says, for each instance (sorted, only plugin when set) that
+// is not running although its provider offers model/cmd, "plugin <name>
+// is not running: <why>". An action asked of such an instance would
+// otherwise be answered "Not Found", which reads like a typo.
+func (h *Host) idleOffers(model, cmd, plugin string) []string {
+	var out []string
+	for _, in := range h.sortedInstances() {
+		if plugin != "" && in.name != plugin {
+			continue
+		}
+		if enabled, _ := in.actionsEnabled(); enabled {
+			continue
+		}
+		prov := h.provider(in.providerName())
+		if prov == nil {
+			continue
+		}
+		for _, a := range prov.def.AvailableActions {
+			if a.Model == model && a.Command == cmd {
+				out = append(out, fmt.Sprintf("plugin %s is not running: %s", in.name, in.whyNotRunning()))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// notRunning answers an action no running instance offers: 503 naming
+// the instances that would offer it and why they are down, or nil when
+// none would (the caller keeps DRP's "Not Found").
+func (h *Host) notRunning(t *target, typ, cmd, plugin string) *models.Error {
+	idle := h.idleOffers(t.model, cmd, plugin)
+	if len(idle) == 0 {
+		return nil
+	}
+	return actionError(t, typ, http.StatusServiceUnavailable,
+		fmt.Sprintf("Action %s on %s: %s", cmd, t.errMod, strings.Join(idle, "; ")))
+}
+
 // resolve builds the params of an action (§5.4 step 3): the caller's
 // params, then for each required/optional param not given, the object's
 // aggregated value (object, profiles, global) and finally the param
@@ -196,7 +235,8 @@ func (h *Host) ListActions(ctx context.Context, prefix, id, plugin string) ([]mo
 }
 
 // GetAction returns one action if it validates against prefix/id: 404 when
-// no instance offers it, 400 with DRP's message when it does not validate.
+// no instance offers it, 503 when only instances that are not running
+// would, 400 with DRP's message when it does not validate.
 func (h *Host) GetAction(ctx context.Context, prefix, id, cmd, plugin string) (*models.AvailableAction, error) {
 	t, err := h.target(ctx, prefix, id, "GET")
 	if err != nil {
@@ -204,6 +244,9 @@ func (h *Host) GetAction(ctx context.Context, prefix, id, cmd, plugin string) (*
 	}
 	cands := h.candidates(t.model, cmd, plugin)
 	if len(cands) == 0 {
+		if nr := h.notRunning(t, "GET", cmd, plugin); nr != nil {
+			return nil, nr
+		}
 		return nil, actionError(t, "GET", http.StatusNotFound, cmd+": Not Found")
 	}
 	var first string
@@ -226,9 +269,11 @@ func (h *Host) GetAction(ctx context.Context, prefix, id, cmd, plugin string) (*
 
 // RunAction validates and runs an action and returns the plugin's JSON
 // answer verbatim. Errors are *models.Error: 400 validation (DRP's
-// messages), 404 missing object, the plugin's own error with its code,
-// 502 when the plugin died during the call, 503 when it is restarting, 504
-// on timeout.
+// messages, and DRP's "Not Found" when no provider offers the action), 404
+// missing object, the plugin's own error with its code, 502 when the
+// plugin died during the call, 503 when it is restarting or when only
+// instances that are not running (config failed, stopped) offer the
+// action, 504 on timeout.
 func (h *Host) RunAction(ctx context.Context, req ActionRequest) (json.RawMessage, error) {
 	t, err := h.target(ctx, req.Prefix, req.ID, "POST")
 	if err != nil {
@@ -236,6 +281,9 @@ func (h *Host) RunAction(ctx context.Context, req ActionRequest) (json.RawMessag
 	}
 	cands := h.candidates(t.model, req.Command, req.Plugin)
 	if len(cands) == 0 {
+		if nr := h.notRunning(t, "INVOKE", req.Command, req.Plugin); nr != nil {
+			return nil, nr
+		}
 		if req.Plugin != "" {
 			return nil, actionError(t, "INVOKE", http.StatusBadRequest,
 				fmt.Sprintf("Action %s on %s for plugin %s not found", req.Command, t.errMod, req.Plugin))

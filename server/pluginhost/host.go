@@ -250,7 +250,7 @@ func (h *Host) Close() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			in.remove()
+			in.removeBecause("provisiond is stopping")
 		}()
 	}
 	wg.Wait()

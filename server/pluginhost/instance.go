@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +35,7 @@ type instance struct {
 	lastErrs  []string      // what PluginErrors was last set to
 	settled   chan struct{} // non-nil during a deliberate restart; closed when it ends
 	gone      bool          // the Plugin object no longer exists
+	quitWhy   string        // why it is being removed, once it is
 
 	errMu sync.Mutex // serialises PluginErrors writes
 
@@ -124,9 +127,28 @@ func (in *instance) isGone() bool {
 func (in *instance) providerChanged() { in.poke() }
 
 // remove stops the instance for good and waits for it.
-func (in *instance) remove() {
+func (in *instance) remove() { in.removeBecause("deleted") }
+
+// removeBecause is remove, with why as the state reported (to callers of
+// its actions) while it stops.
+func (in *instance) removeBecause(why string) {
+	in.mu.Lock()
+	if in.quitWhy == "" {
+		in.quitWhy = why
+	}
+	in.mu.Unlock()
 	in.qOnce.Do(func() { close(in.quit) })
 	<-in.done
+}
+
+// quitState is the state of an instance that is being removed.
+func (in *instance) quitState() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.quitWhy == "" {
+		return "deleted"
+	}
+	return in.quitWhy
 }
 
 // leaving handles POST /leaving from process p.
@@ -147,6 +169,21 @@ func (in *instance) current() (*process, *models.Error) {
 	}
 	return nil, &models.Error{Model: "plugins", Key: in.name, Type: "plugin", Code: 503,
 		Messages: []string{fmt.Sprintf("Plugin %s is not running: %s", in.name, in.state)}}
+}
+
+// whyNotRunning says why the instance is down: its PluginErrors when
+// they describe its state, else its state followed by them.
+func (in *instance) whyNotRunning() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch {
+	case len(in.lastErrs) == 0:
+		return in.state
+	case slices.Contains(in.lastErrs, in.state):
+		return strings.Join(in.lastErrs, "; ")
+	default:
+		return in.state + " (" + strings.Join(in.lastErrs, "; ") + ")"
+	}
 }
 
 // restartWait returns a channel closed when a deliberate restart (after a
@@ -475,7 +512,7 @@ func (in *instance) run() {
 			}
 			backoff = 0
 		case "quit":
-			in.detach("deleted")
+			in.detach(in.quitState())
 			p.stop(h.cfg.DrainTimeout)
 			h.publish("plugins", "stopped", in.name, in.snapshot())
 			return

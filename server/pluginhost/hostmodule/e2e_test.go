@@ -200,8 +200,20 @@ func TestEndToEnd(t *testing.T) {
 	if code, raw := e.doRaw("GET", "/api/v3/machines", "", nil, token); code != 401 && code != 403 {
 		t.Fatalf("stopped plugin's token still works: %d %s", code, raw)
 	}
-	if code, v := e.action(mp, "echo", nil); code != 400 || !strings.Contains(errText(v), "Not Found") {
-		t.Fatalf("action of a stopped plugin: %d %v", code, errText(v))
+	// Its actions answer 503 saying which plugin is down and why, not
+	// DRP's "Not Found" (which reads like a typo in the action name).
+	wantDown := "INVOKE: machines/" + m.Uuid.String() + ": Action echo on machines: plugin fake1 is not running: "
+	for _, cmd := range []string{"echo", "echo?plugin=fake1"} {
+		code, v := e.action(mp, cmd, nil)
+		if got := errText(v); code != 503 || !strings.HasPrefix(got, wantDown) || !strings.Contains(got, "config rejected: fake/fail-config is set") {
+			t.Fatalf("action %s of a plugin whose config failed: %d %s", cmd, code, got)
+		}
+	}
+	if code, raw := e.do("GET", mp+"/actions/echo", nil, nil); code != 503 || !strings.Contains(string(raw), "plugin fake1 is not running: ") {
+		t.Fatalf("GET action of a plugin whose config failed: %d %s", code, raw)
+	}
+	if code, v := e.action(mp, "nothing", nil); code != 400 || errText(v) != "INVOKE: machines/"+m.Uuid.String()+": Action nothing on machines: Not Found" {
+		t.Fatalf("an action no provider offers keeps DRP's answer: %d %s", code, errText(v))
 	}
 	// Fixing the params restarts it.
 	if code, raw := e.do("DELETE", "/api/v3/plugins/fake1/params/fake/fail-config", nil, nil); code != 200 {
