@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/server/objects"
@@ -139,12 +140,31 @@ func (l *Loader) Add(ctx context.Context, model, bundle string, c *models.Conten
 	}
 	for i, it := range items {
 		if _, err := l.objs.Save(wctx, l.principal, it.prefix, it.obj); err != nil {
-			l.rollback(wctx, bundle, items[:i])
+			// Roll back even when ctx has ended (SIGTERM during
+			// discovery): with ctx the rollback would fail too and
+			// leave half a layer behind.
+			cctx, cancel := cleanupContext(wctx)
+			l.rollback(cctx, bundle, items[:i])
+			cancel()
 			return Error(model, bundle, http.StatusUnprocessableEntity, fmt.Sprintf("%s/%s: %v", it.prefix, it.obj.Key(), err))
 		}
 	}
-	l.RemoveWhere(ctx, func(b string) bool { return b == bundle }, keep)
+	// Every object is saved: finish the replacement (drop what the new
+	// version no longer has) even if ctx ends now.
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	l.RemoveWhere(cctx, func(b string) bool { return b == bundle }, keep)
 	return nil
+}
+
+// CleanupTimeout bounds a rollback or the removal of a replaced layer's
+// leftovers. Both run on a context detached from the caller's (keeping its
+// values), so that a caller giving up part-way never leaves a half-stored
+// layer, but they cannot run forever either.
+const CleanupTimeout = 30 * time.Second
+
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), CleanupTimeout)
 }
 
 // decode turns one bundle object into a model marked as part of bundle,
@@ -171,7 +191,8 @@ func (l *Loader) decode(prefix, key, bundle string, raw any) (models.Model, erro
 }
 
 // rollback puts back what saved replaced, newest first: objects that did
-// not exist before are deleted, replaced ones restored.
+// not exist before are deleted, replaced ones restored. wctx must allow
+// read-only writes and should not be the (possibly ended) caller's.
 func (l *Loader) rollback(wctx context.Context, bundle string, saved []layerItem) {
 	for i := len(saved) - 1; i >= 0; i-- {
 		it := saved[i]

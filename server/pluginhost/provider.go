@@ -801,7 +801,9 @@ func (h *Host) saveRecord(p *provider) {
 	if !models.NameRE.MatchString(p.view().Name) {
 		return // not storable; it is in the log and the event
 	}
-	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+	// Detached from h.ctx: a record of a provider defined while the
+	// server stops is still right (and the database still open).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(h.ctx), 10*time.Second)
 	defer cancel()
 	if err := h.deps.Records.SaveProvider(ctx, p.view()); err != nil {
 		h.log.Error("record plugin provider", "provider", p.view().Name, "err", err)
@@ -812,7 +814,7 @@ func (h *Host) deleteRecord(name string) {
 	if h.deps.Records == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(h.ctx), 10*time.Second)
 	defer cancel()
 	if err := h.deps.Records.DeleteProviderRecord(ctx, name); err != nil {
 		h.log.Error("remove plugin provider record", "provider", name, "err", err)
