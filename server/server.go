@@ -38,6 +38,7 @@ import (
 	"github.com/provisionhq/provision/server/config"
 	"github.com/provisionhq/provision/server/contentlayer"
 	"github.com/provisionhq/provision/server/events"
+	"github.com/provisionhq/provision/server/logbuf"
 	"github.com/provisionhq/provision/server/objects"
 	"github.com/provisionhq/provision/server/secrets"
 	"github.com/provisionhq/provision/server/store"
@@ -104,6 +105,7 @@ type Server struct {
 	cfg     config.Config
 	opts    Options
 	log     *slog.Logger
+	logs    *logbuf.Ring
 	st      store.Store
 	bus     *events.Bus
 	keys    *secrets.Keeper
@@ -155,6 +157,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if log == nil {
 		log = NewLogger(cfg, opts.LogOutput)
 	}
+	// Every component logs through the tee, so GET /api/v3/logs shows
+	// what the log shows (plugin log lines included).
+	ring := logbuf.NewRing(cfg.LogLines)
+	log = slog.New(logbuf.NewHandler(log.Handler(), ring))
 	if err := os.MkdirAll(cfg.BaseRoot, 0o700); err != nil {
 		return nil, fmt.Errorf("create base root: %w", err)
 	}
@@ -172,7 +178,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 			_ = st.Close()
 		}
 	}()
-	s := &Server{cfg: cfg, opts: opts, log: log, st: st, reg: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, opts: opts, log: log, logs: ring, st: st, reg: prometheus.NewRegistry()}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.bus = events.NewBus(events.Options{Metrics: s.reg, Logger: log.With("component", "events")})
 	if s.keys, err = secrets.LoadOrCreate(cfg.BaseRoot); err != nil {
@@ -204,6 +210,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		Objects: s.objs, Auth: s.auth, Bus: s.bus, WS: s.ws, Info: s.Info,
 		Logger: log.With("component", "api"), Registry: s.reg, MetricsOpen: cfg.MetricsOpen,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+		Logs: ring.Lines,
 	})
 	for _, m := range opts.Modules {
 		if err := m.Setup(ctx, s); err != nil {
@@ -308,6 +315,10 @@ func (s *Server) Config() config.Config { return s.cfg }
 
 // Logger returns the server logger.
 func (s *Server) Logger() *slog.Logger { return s.log }
+
+// LogLines returns the recent log lines GET /api/v3/logs serves, oldest
+// first.
+func (s *Server) LogLines() []models.LogLine { return s.logs.Lines() }
 
 // Store returns the database.
 func (s *Server) Store() store.Store { return s.st }
@@ -424,6 +435,7 @@ func (s *Server) scopes() map[string]map[string]struct{} {
 	out := map[string]map[string]struct{}{
 		"events":  set("post"),
 		"info":    set("get"),
+		"logs":    set("get"),
 		"metrics": set("get"),
 		"system":  set("action"),
 	}

@@ -57,6 +57,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// RequestTimeout bounds every request but the websocket.
 	RequestTimeout time.Duration
+	// Logs returns the recent log lines served at /api/v3/logs (oldest
+	// first); nil serves none.
+	Logs func() []models.LogLine
 }
 
 // ctx keys stored on the gin context.
@@ -435,6 +438,15 @@ func (a *API) fixedRoutes() {
 		c.JSON(http.StatusOK, a.opts.Info(c.Request.Context()))
 	})
 	g.GET("/objects", func(c *gin.Context) { c.JSON(http.StatusOK, a.opts.Objects.Prefixes()) })
+	// DRP's Client.Logs and drpcli logs get: the buffered log lines
+	// ([]logger.Line), claim logs:get (superuser, readonly).
+	g.GET("/logs", a.require("logs", "get", "*"), func(c *gin.Context) {
+		lines := []models.LogLine{}
+		if a.opts.Logs != nil {
+			lines = a.opts.Logs()
+		}
+		c.JSON(http.StatusOK, lines)
+	})
 	g.GET("/indexes", func(c *gin.Context) {
 		out := map[string]map[string]models.Index{}
 		for _, p := range a.opts.Objects.Prefixes() {

@@ -53,7 +53,13 @@ type Config struct {
 	// WSQueueLen bounds each websocket connection's pending events; a
 	// client that falls further behind loses events (counted in metrics).
 	WSQueueLen int
+	// LogLines is how many recent log lines (the server's and its
+	// plugins') are kept in memory for GET /api/v3/logs; 0 keeps none.
+	LogLines int
 }
+
+// MaxLogLines bounds Config.LogLines (the ring is allocated up front).
+const MaxLogLines = 1_000_000
 
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
@@ -70,6 +76,7 @@ func Defaults() Config {
 		ActionTimeout:    5 * time.Minute,
 		MaxActionTimeout: time.Hour,
 		WSQueueLen:       1000,
+		LogLines:         1000,
 	}
 }
 
@@ -129,6 +136,9 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		return fmt.Errorf("--max-body-bytes must be positive")
 	}
+	if c.LogLines < 0 || c.LogLines > MaxLogLines {
+		return fmt.Errorf("--log-lines must be between 0 and %d, not %d", MaxLogLines, c.LogLines)
+	}
 	if c.WSQueueLen <= 0 {
 		return fmt.Errorf("--ws-queue-len must be positive")
 	}
@@ -167,6 +177,7 @@ func BindFlags(fs *pflag.FlagSet, cfg *Config) error {
 	fs.DurationVar(&cfg.ActionTimeout, "action-timeout", envDuration(e, "RS_ACTION_TIMEOUT", cfg.ActionTimeout), "default time limit of a plugin action; ?timeout= on the request overrides it (RS_ACTION_TIMEOUT)")
 	fs.DurationVar(&cfg.MaxActionTimeout, "max-action-timeout", envDuration(e, "RS_MAX_ACTION_TIMEOUT", cfg.MaxActionTimeout), "upper bound of ?timeout= on plugin actions (RS_MAX_ACTION_TIMEOUT)")
 	fs.IntVar(&cfg.WSQueueLen, "ws-queue-len", envInt(e, "RS_WS_QUEUE_LEN", cfg.WSQueueLen), "pending events per websocket before events are dropped for that client (RS_WS_QUEUE_LEN)")
+	fs.IntVar(&cfg.LogLines, "log-lines", envInt(e, "RS_LOG_LINES", cfg.LogLines), "recent log lines kept in memory for GET /api/v3/logs, 0 keeps none (RS_LOG_LINES)")
 	if len(e.bad) > 0 {
 		return fmt.Errorf("cannot parse environment: %s", strings.Join(e.bad, "; "))
 	}

@@ -48,6 +48,8 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.APIPort = 70000 },
 		func(c *Config) { c.ActionTimeout = 0 },
 		func(c *Config) { c.MaxActionTimeout = c.ActionTimeout / 2 },
+		func(c *Config) { c.LogLines = -1 },
+		func(c *Config) { c.LogLines = MaxLogLines + 1 },
 	} {
 		c := Defaults()
 		mut(&c)

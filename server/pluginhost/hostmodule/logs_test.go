@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/provisionhq/provision/models"
 )
 
 // Every plugin-host line, the host's own and those of plugin processes,
@@ -34,4 +36,25 @@ func TestHostLogLinesLabelledOnce(t *testing.T) {
 	if !seen["plugin provider loaded"] || !seen["plugin stderr"] {
 		t.Fatalf("expected host and plugin lines, saw %v in\n%s", seen, e.ts.Logs())
 	}
+}
+
+// TestPluginLogLinesInGetLogs: what a plugin POSTs to
+// /api-server-plugin/v4/log shows in GET /api/v3/logs under the service
+// it logged as, and its stderr under the plugin's name.
+func TestPluginLogLinesInGetLogs(t *testing.T) {
+	e := startEnv(t, "", "", map[string]string{"fake": "fake"})
+	e.createPlugin("fake1", "fake", nil)
+	e.waitPid("fake1")
+	var structured, stderr bool
+	waitFor(t, 10*time.Second, "the plugin's log lines in GET /api/v3/logs", func() bool {
+		var lines []models.LogLine
+		if code, raw := e.do("GET", "/api/v3/logs", nil, &lines); code != 200 {
+			t.Fatalf("GET logs: %d %s", code, raw)
+		}
+		for _, l := range lines {
+			structured = structured || (l.Service == "fake" && l.Level == "info" && strings.HasPrefix(l.Message, "configured"))
+			stderr = stderr || (l.Service == "fake1" && strings.Contains(l.Message, "fake plugin listening"))
+		}
+		return structured && stderr
+	})
 }
