@@ -55,8 +55,8 @@ const AdminUser = "rocketskates"
 const AdminPasswordFile = "admin-password"
 
 // EndpointsFile (in the base directory) records the URLs a running server
-// listens on, written once both listeners are bound; tools and tests that
-// start provisiond on port 0 read it.
+// listens on, written once it is fully up (serving, modules started);
+// tools and tests that start provisiond on port 0 read it.
 const EndpointsFile = "endpoints.json"
 
 // DatabaseFile is the bbolt database inside the base directory.
@@ -76,9 +76,9 @@ func Features() []string {
 type Module interface {
 	// Name labels the module in logs.
 	Name() string
-	// Setup runs once the core exists and before listeners open: register
-	// object kinds (s.Objects().Register), hooks (OnChange), routes
-	// (s.API().Group(), HandleSub, HandleItem).
+	// Setup runs once the core exists and before anything is served:
+	// register object kinds (s.Objects().Register), hooks (OnChange),
+	// routes (s.API().Group(), HandleSub, HandleItem).
 	Setup(ctx context.Context, s *Server) error
 	// Start runs once the API is serving (s.APIURL() is known). It must
 	// return promptly; background work ends when ctx ends or Stop is called.
@@ -138,8 +138,10 @@ func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 }
 
 // New opens the base directory (failing at once if another provisiond
-// uses it), bootstraps it on first start and sets up every module. Nothing
-// listens until Start.
+// uses it), binds the listeners, bootstraps the base directory on first
+// start and sets up every module. Binding comes before anything is
+// written, so a port in use fails a first start without leaving an admin
+// password, TLS material or keys behind. Nothing is served until Start.
 func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -173,12 +175,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if err != nil {
 		return nil, fmt.Errorf("open database in %s: %w", cfg.BaseRoot, err)
 	}
+	s := &Server{cfg: cfg, opts: opts, log: log, logs: ring, st: st, reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
+			s.closeListeners()
 			_ = st.Close()
 		}
 	}()
-	s := &Server{cfg: cfg, opts: opts, log: log, logs: ring, st: st, reg: prometheus.NewRegistry()}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.bus = events.NewBus(events.Options{Metrics: s.reg, Logger: log.With("component", "events")})
 	if s.keys, err = secrets.LoadOrCreate(cfg.BaseRoot); err != nil {
@@ -345,7 +351,7 @@ func (s *Server) Metrics() *prometheus.Registry { return s.reg }
 func (s *Server) ID() string { return s.id }
 
 // APIURL is the base URL of the API (https://host:port, no /api/v3), known
-// once Start has returned.
+// once New has returned (served once Start has).
 func (s *Server) APIURL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -448,16 +454,9 @@ func (s *Server) scopes() map[string]map[string]struct{} {
 	return out
 }
 
-// Start binds the listeners, starts serving, writes EndpointsFile and
-// starts the modules. It returns once everything is up.
-func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	if s.started {
-		s.mu.Unlock()
-		return errors.New("server already started")
-	}
-	s.started = true
-	s.mu.Unlock()
+// listen binds the API and static listeners (New calls it before it
+// writes anything).
+func (s *Server) listen() error {
 	apiLn, err := net.Listen("tcp", net.JoinHostPort(s.cfg.APIAddr, strconv.Itoa(s.cfg.APIPort)))
 	if err != nil {
 		return fmt.Errorf("listen for API: %w", err)
@@ -470,6 +469,35 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("listen for static files: %w", err)
 		}
 	}
+	s.mu.Lock()
+	s.apiLn, s.staticLn = apiLn, staticLn
+	s.mu.Unlock()
+	return nil
+}
+
+// closeListeners closes listeners that never served.
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ln := range []net.Listener{s.apiLn, s.staticLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// Start serves on the listeners New bound, starts the modules and then
+// writes EndpointsFile, so that the file appearing means the server is
+// fully up (signal handlers included). It returns once everything is up.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("server already started")
+	}
+	s.started = true
+	apiLn, staticLn := s.apiLn, s.staticLn
+	s.mu.Unlock()
 	errLog := slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelWarn)
 	apiSrv := &http.Server{
 		Handler:           s.api.Handler(),
@@ -480,7 +508,7 @@ func (s *Server) Start(ctx context.Context) error {
 		ErrorLog:          errLog,
 	}
 	s.mu.Lock()
-	s.apiLn, s.staticLn, s.apiSrv = apiLn, staticLn, apiSrv
+	s.apiSrv = apiSrv
 	s.serveErr = make(chan error, 2)
 	s.mu.Unlock()
 	go func() { s.serveErr <- apiSrv.ServeTLS(apiLn, "", "") }()
@@ -496,16 +524,16 @@ func (s *Server) Start(ctx context.Context) error {
 		s.mu.Unlock()
 		go func() { s.serveErr <- staticSrv.Serve(staticLn) }()
 	}
-	if err := s.writeEndpoints(); err != nil {
-		return err
-	}
-	s.log.Info("provisiond serving", "api", s.APIURL(), "static", s.StaticURL(), "base_root", s.cfg.BaseRoot)
 	s.modCtx, s.modCancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, m := range s.opts.Modules {
 		if err := m.Start(s.modCtx); err != nil {
 			return fmt.Errorf("start module %s: %w", m.Name(), err)
 		}
 	}
+	if err := s.writeEndpoints(); err != nil {
+		return err
+	}
+	s.log.Info("provisiond serving", "api", s.APIURL(), "static", s.StaticURL(), "base_root", s.cfg.BaseRoot)
 	return nil
 }
 
@@ -530,6 +558,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped = true
 	apiSrv, staticSrv := s.apiSrv, s.staticSrv
 	s.mu.Unlock()
+	s.log.Info("provisiond stopping")
 	var errs []error
 	for i := len(s.opts.Modules) - 1; i >= 0; i-- {
 		if err := s.opts.Modules[i].Stop(ctx); err != nil {
@@ -579,7 +608,8 @@ func (s *Server) Run(ctx context.Context) error {
 	return errors.Join(serveErr, s.Shutdown(sctx))
 }
 
-// Close releases the database of a server that was never started.
+// Close releases the listeners and the database of a server that was
+// never started (and shuts down one that was).
 func (s *Server) Close() error {
 	s.mu.Lock()
 	started := s.started
@@ -587,5 +617,6 @@ func (s *Server) Close() error {
 	if started {
 		return s.Shutdown(context.Background())
 	}
+	s.closeListeners()
 	return s.st.Close()
 }
