@@ -137,14 +137,15 @@ func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, ho))
 }
 
-// New opens the base directory (failing at once if another provisiond
+// New validates cfg (a *config.Error when it cannot work), opens the base
+// directory (failing at once if another provisiond
 // uses it), binds the listeners, bootstraps the base directory on first
 // start and sets up every module. Binding comes before anything is
 // written, so a port in use fails a first start without leaving an admin
 // password, TLS material or keys behind. Nothing is served until Start.
 func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, &config.Error{Err: err}
 	}
 	if cfg, err = cfg.Absolute(); err != nil {
 		return nil, err
@@ -205,6 +206,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		return nil, err
 	}
 	if s.tlsCert, err = tlsutil.Load(cfg.BaseRoot, cfg.TLSCert, cfg.TLSKey); err != nil {
+		if cfg.TLSCert != "" {
+			return nil, &config.Error{Err: err} // the operator's files
+		}
 		return nil, err
 	}
 	if err := s.bootstrap(ctx); err != nil {

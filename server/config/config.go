@@ -58,6 +58,20 @@ type Config struct {
 	LogLines int
 }
 
+// Error is a setting that cannot work: a bad flag or RS_* value, an
+// invalid combination, unusable TLS files. provisiond exits with status 1
+// on it, before it has started or written anything.
+type Error struct {
+	// Err says what is wrong and how to fix it.
+	Err error
+}
+
+// Error returns the underlying message.
+func (e *Error) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
 // MaxLogLines bounds Config.LogLines (the ring is allocated up front).
 const MaxLogLines = 1_000_000
 
@@ -157,7 +171,8 @@ func (c Config) Validate() error {
 // BindFlags registers every setting on cmd's flags with cfg's current values
 // as defaults, and RS_* environment variables overriding those defaults.
 // An explicit flag beats the environment, which beats the built-in default.
-// It returns an error naming any RS_* variable whose value cannot be parsed.
+// It returns an *Error naming any RS_* variable whose value cannot be
+// parsed.
 func BindFlags(fs *pflag.FlagSet, cfg *Config) error {
 	e := &envErrs{}
 	fs.StringVar(&cfg.BaseRoot, "base-root", envString(e, "RS_BASE_ROOT", cfg.BaseRoot), "state directory (RS_BASE_ROOT)")
@@ -179,7 +194,7 @@ func BindFlags(fs *pflag.FlagSet, cfg *Config) error {
 	fs.IntVar(&cfg.WSQueueLen, "ws-queue-len", envInt(e, "RS_WS_QUEUE_LEN", cfg.WSQueueLen), "pending events per websocket before events are dropped for that client (RS_WS_QUEUE_LEN)")
 	fs.IntVar(&cfg.LogLines, "log-lines", envInt(e, "RS_LOG_LINES", cfg.LogLines), "recent log lines kept in memory for GET /api/v3/logs, 0 keeps none (RS_LOG_LINES)")
 	if len(e.bad) > 0 {
-		return fmt.Errorf("cannot parse environment: %s", strings.Join(e.bad, "; "))
+		return &Error{Err: fmt.Errorf("cannot parse environment: %s", strings.Join(e.bad, "; "))}
 	}
 	return nil
 }
