@@ -359,6 +359,12 @@ func (p *Process) start(t testing.TB) {
 // Logs returns everything the process (all runs) wrote to stdout and stderr.
 func (p *Process) Logs() string { return p.logs.String() }
 
+// StopTimeout is how long Stop and Wait allow provisiond to exit. A
+// SIGTERM may legitimately take the plugin host's action drain (30 s), the
+// plugins' stop grace periods and the HTTP shutdown (15 s), so this is well
+// above their sum: reaching it means a hang, not a slow machine.
+const StopTimeout = 2 * time.Minute
+
 // Kill sends SIGKILL and waits for the process to die.
 func (p *Process) Kill(t testing.TB) {
 	t.Helper()
@@ -366,8 +372,38 @@ func (p *Process) Kill(t testing.TB) {
 	<-p.done
 }
 
-// Stop sends SIGTERM and waits (up to 30s, then SIGKILL); it returns the
-// process exit error (nil after a clean shutdown).
+// Pid is the process id of the current run.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the process (e.g. SIGHUP to reload plugin
+// providers, SIGTERM to stop it and then Wait).
+func (p *Process) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("servertest: signal %v: %v", sig, err)
+	}
+}
+
+// Exited is closed when the current run has exited.
+func (p *Process) Exited() <-chan struct{} { return p.done }
+
+// Wait waits for the process to exit (at most StopTimeout, then SIGKILL
+// and a test failure) and returns its exit status (-1 when a signal
+// ended it).
+func (p *Process) Wait(t testing.TB) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(StopTimeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Errorf("servertest: provisiond did not exit within %s", StopTimeout)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// Stop sends SIGTERM and waits (up to StopTimeout, then SIGKILL); it
+// returns the process exit error (nil after a clean shutdown).
 func (p *Process) Stop(t testing.TB) error {
 	t.Helper()
 	select {
@@ -378,10 +414,10 @@ func (p *Process) Stop(t testing.TB) error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(StopTimeout):
 		_ = p.cmd.Process.Kill()
 		<-p.done
-		t.Errorf("servertest: provisiond ignored SIGTERM for 30s")
+		t.Errorf("servertest: provisiond ignored SIGTERM for %s", StopTimeout)
 	}
 	return p.err
 }

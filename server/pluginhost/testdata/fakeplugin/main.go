@@ -15,6 +15,9 @@
 //	          reports the answers (and the token) as JSON in Documentation
 //	hangdefine define never finishes
 //
+// The machine action "sleep" waits params.seconds (default 24h) or until
+// the file params["until-file"] exists, whichever comes first.
+//
 // In every mode the config param fake/fail-config makes /config fail:
 // true answers 400, a number answers with that code (403: DRP's licence
 // denial).
@@ -22,6 +25,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -306,7 +310,15 @@ func (p *plugin) action(w http.ResponseWriter, r *http.Request, model map[string
 		if s, ok := params["seconds"].(float64); ok {
 			d = time.Duration(s * float64(time.Second))
 		}
+		// "until-file" ends the sleep when that file exists, so a test
+		// decides when in-flight actions finish.
+		var until <-chan struct{}
+		if f, ok := params["until-file"].(string); ok {
+			until = waitForFile(r.Context(), f)
+		}
 		select {
+		case <-until:
+			reply(w, 200, "slept")
 		case <-time.After(d):
 			reply(w, 200, "slept")
 		case <-r.Context().Done():
@@ -386,6 +398,28 @@ func (p *plugin) action(w http.ResponseWriter, r *http.Request, model map[string
 	default:
 		reply(w, 404, drpErr(404, "Unknown command: "+cmd+"\n"))
 	}
+}
+
+// waitForFile returns a channel closed once path exists (checked every
+// 10ms) or never when ctx ends first.
+func waitForFile(ctx context.Context, path string) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if _, err := os.Stat(path); err == nil {
+				close(ch)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return ch
 }
 
 func (p *plugin) pluginAPI(w http.ResponseWriter, r *http.Request) {
