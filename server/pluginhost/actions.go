@@ -125,15 +125,15 @@ func (h *Host) idleOffers(model, cmd, plugin string) []string {
 	return out
 }
 
-// notRunning answers an action no running instance offers: 503 naming
-// the instances that would offer it and why they are down, or nil when
-// none would (the caller keeps DRP's "Not Found").
-func (h *Host) notRunning(t *target, typ, cmd, plugin string) *models.Error {
+// notRunning answers a request to run an action no running instance
+// offers: 503 naming the instances that would offer it and why they are
+// down, or nil when none would (the caller keeps DRP's "Not Found").
+func (h *Host) notRunning(t *target, cmd, plugin string) *models.Error {
 	idle := h.idleOffers(t.model, cmd, plugin)
 	if len(idle) == 0 {
 		return nil
 	}
-	return actionError(t, typ, http.StatusServiceUnavailable,
+	return actionError(t, "INVOKE", http.StatusServiceUnavailable,
 		fmt.Sprintf("Action %s on %s: %s", cmd, t.errMod, strings.Join(idle, "; ")))
 }
 
@@ -235,8 +235,9 @@ func (h *Host) ListActions(ctx context.Context, prefix, id, plugin string) ([]mo
 }
 
 // GetAction returns one action if it validates against prefix/id: 404 when
-// no instance offers it, 503 when only instances that are not running
-// would, 400 with DRP's message when it does not validate.
+// no running instance offers it (naming the instances that would, and why
+// they are not running), 400 with DRP's message when it does not
+// validate.
 func (h *Host) GetAction(ctx context.Context, prefix, id, cmd, plugin string) (*models.AvailableAction, error) {
 	t, err := h.target(ctx, prefix, id, "GET")
 	if err != nil {
@@ -244,10 +245,13 @@ func (h *Host) GetAction(ctx context.Context, prefix, id, cmd, plugin string) (*
 	}
 	cands := h.candidates(t.model, cmd, plugin)
 	if len(cands) == 0 {
-		if nr := h.notRunning(t, "GET", cmd, plugin); nr != nil {
-			return nil, nr
+		// Not available here, as the list shows; say why when an
+		// instance that is not running would offer it.
+		msg := cmd + ": Not Found"
+		if idle := h.idleOffers(t.model, cmd, plugin); len(idle) > 0 {
+			msg += ": " + strings.Join(idle, "; ")
 		}
-		return nil, actionError(t, "GET", http.StatusNotFound, cmd+": Not Found")
+		return nil, actionError(t, "GET", http.StatusNotFound, msg)
 	}
 	var first string
 	lk := h.newLookup(t.obj)
@@ -281,7 +285,7 @@ func (h *Host) RunAction(ctx context.Context, req ActionRequest) (json.RawMessag
 	}
 	cands := h.candidates(t.model, req.Command, req.Plugin)
 	if len(cands) == 0 {
-		if nr := h.notRunning(t, "INVOKE", req.Command, req.Plugin); nr != nil {
+		if nr := h.notRunning(t, req.Command, req.Plugin); nr != nil {
 			return nil, nr
 		}
 		if req.Plugin != "" {
