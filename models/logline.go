@@ -1,6 +1,9 @@
 package models
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // LogLine is one log record a plugin POSTs to the host's
 // /api-server-plugin/v4/log: DRP's logger.Line, field for field. The plugin
@@ -29,4 +32,23 @@ type LogLine struct {
 	// IgnorePublish asks the host not to re-emit the line as an event; it is
 	// set on lines logged while handling an event, to avoid feedback loops.
 	IgnorePublish bool
+}
+
+// LogLevelText names an slog level with DRP's logger level names, the form
+// LogLine.Level carries: below slog.LevelDebug is "trace", then "debug",
+// "info", "warn" and "error". The plugin SDK and the server's log ring
+// both use it, so a line's level reads the same wherever it was written.
+func LogLevelText(l slog.Level) string {
+	switch {
+	case l < slog.LevelDebug:
+		return "trace"
+	case l < slog.LevelInfo:
+		return "debug"
+	case l < slog.LevelWarn:
+		return "info"
+	case l < slog.LevelError:
+		return "warn"
+	default:
+		return "error"
+	}
 }

@@ -19,22 +19,6 @@ import (
 // to a plugin record it when the host asks for tracing (X-Log-Request).
 const LevelTrace = slog.LevelDebug - 4
 
-// LevelText returns DRP's name for an slog level.
-func LevelText(l slog.Level) string {
-	switch {
-	case l < slog.LevelDebug:
-		return "trace"
-	case l < slog.LevelInfo:
-		return "debug"
-	case l < slog.LevelWarn:
-		return "info"
-	case l < slog.LevelError:
-		return "warn"
-	default:
-		return "error"
-	}
-}
-
 // ParseLevel turns DRP's level names (as sent in X-Log-Request) into an
 // slog level. fatal, panic and audit map to slog.LevelError.
 func ParseLevel(s string) (slog.Level, error) {
@@ -200,7 +184,7 @@ func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 		Group:         h.group,
 		Time:          r.Time,
 		Service:       h.sink.service,
-		Level:         LevelText(r.Level),
+		Level:         models.LogLevelText(r.Level),
 		Message:       msg,
 		Data:          []any{},
 		IgnorePublish: h.ignorePublish,

@@ -137,8 +137,8 @@ func TestParseLevel(t *testing.T) {
 		if got, err := ParseLevel(s); err != nil || got != want {
 			t.Errorf("%s: %v %v", s, got, err)
 		}
-		if s != "fatal" && s != "panic" && s != "audit" && LevelText(want) != strings.ToLower(s) {
-			t.Errorf("LevelText(%v) = %s", want, LevelText(want))
+		if s != "fatal" && s != "panic" && s != "audit" && models.LogLevelText(want) != strings.ToLower(s) {
+			t.Errorf("LevelText(%v) = %s", want, models.LogLevelText(want))
 		}
 	}
 	if _, err := ParseLevel("loud"); err == nil {

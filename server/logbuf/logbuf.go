@@ -140,21 +140,6 @@ func qualify(prefix string, attrs []slog.Attr) []slog.Attr {
 	return out
 }
 
-// level names an slog level with DRP's level names (logger.ParseLevel
-// accepts exactly these).
-func level(l slog.Level) string {
-	switch {
-	case l < slog.LevelInfo:
-		return "debug"
-	case l < slog.LevelWarn:
-		return "info"
-	case l < slog.LevelError:
-		return "warn"
-	default:
-		return "error"
-	}
-}
-
 // line converts a record. Service is the record's "service" attribute
 // (plugin log lines: the service the plugin logged as), else its
 // "plugin", else its "component", else DefaultService; "principal" fills
@@ -166,7 +151,7 @@ func (h *Handler) line(r slog.Record) models.LogLine {
 		attrs = append(attrs, qualify(h.prefix, []slog.Attr{a})...)
 		return true
 	})
-	l := models.LogLine{Time: r.Time, Level: level(r.Level), Data: []any{}}
+	l := models.LogLine{Time: r.Time, Level: models.LogLevelText(r.Level), Data: []any{}}
 	named := map[string]string{}
 	for _, a := range attrs {
 		switch a.Key {
