@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -236,33 +235,11 @@ func TestKillDuringConcurrentActions(t *testing.T) {
 	var m models.Machine
 	e.do("POST", "/api/v3/machines", map[string]any{"Name": "m1"}, &m)
 	mp := "/api/v3/machines/" + m.Uuid.String()
-	const n = 100
-	codes := make(chan int, n)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			code, _ := e.action(mp, "sleep", map[string]any{"seconds": 30})
-			codes <- code
-		}()
-	}
-	waitFor(t, 30*time.Second, "100 actions in flight", func() bool {
-		_, v := e.action("/api/v3/system", "active", nil)
-		return v == float64(n)
-	})
+	answers := e.sleepsInFlight(mp, 100, 30, 30*time.Second)
 	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("callers of a killed plugin were left hanging")
-	}
-	close(codes)
-	for c := range codes {
+	for _, c := range answers(20*time.Second, "callers of a killed plugin were left hanging") {
 		if c != 502 && c != 503 {
 			t.Fatalf("caller of a killed plugin got %d, want 502/503", c)
 		}
@@ -324,21 +301,7 @@ func TestReplaceProviderWhileActionsRun(t *testing.T) {
 	var m models.Machine
 	e.do("POST", "/api/v3/machines", map[string]any{"Name": "m1"}, &m)
 	mp := "/api/v3/machines/" + m.Uuid.String()
-	const n = 10
-	codes := make(chan int, n)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			code, _ := e.action(mp, "sleep", map[string]any{"seconds": 1})
-			codes <- code
-		}()
-	}
-	waitFor(t, 20*time.Second, "actions in flight", func() bool {
-		_, v := e.action("/api/v3/system", "active", nil)
-		return v == float64(n)
-	})
+	answers := e.sleepsInFlight(mp, 10, 1, 20*time.Second)
 	if code, raw := e.upload("fake", "fake-v2", ""); code != 201 {
 		t.Fatalf("upload v2: %d %s", code, raw)
 	}
@@ -349,9 +312,7 @@ func TestReplaceProviderWhileActionsRun(t *testing.T) {
 			t.Fatalf("action during the provider switch: %d %s", code, errText(v))
 		}
 	}
-	wg.Wait()
-	close(codes)
-	for c := range codes {
+	for _, c := range answers(60*time.Second, "in-flight actions during replacement were left hanging") {
 		if c != 200 {
 			t.Fatalf("in-flight action during replacement got %d, want 200 (drained)", c)
 		}

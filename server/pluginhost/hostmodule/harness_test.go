@@ -196,3 +196,36 @@ func containsAny(list []string, sub string) bool {
 	}
 	return false
 }
+
+// sleepsInFlight starts n concurrent "sleep" actions of the given seconds
+// on the object at path and waits (up to limit) until the plugin reports
+// all n running. The returned func waits up to its timeout for every caller
+// to be answered (failing with msg otherwise) and returns their statuses.
+func (e *env) sleepsInFlight(path string, n int, seconds float64, limit time.Duration) func(timeout time.Duration, msg string) []int {
+	e.t.Helper()
+	codes := make(chan int, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			code, _ := e.action(path, "sleep", map[string]any{"seconds": seconds})
+			codes <- code
+		}()
+	}
+	waitFor(e.t, limit, fmt.Sprintf("%d actions in flight", n), func() bool {
+		_, v := e.action("/api/v3/system", "active", nil)
+		return v == float64(n)
+	})
+	return func(timeout time.Duration, msg string) []int {
+		e.t.Helper()
+		got := make([]int, 0, n)
+		deadline := time.After(timeout)
+		for len(got) < n {
+			select {
+			case c := <-codes:
+				got = append(got, c)
+			case <-deadline:
+				e.t.Fatalf("%s: %d of %d answered", msg, len(got), n)
+			}
+		}
+		return got
+	}
+}
