@@ -98,8 +98,8 @@ run_tests() {
 	fi
 	log "go vet ./..."
 	go vet ./...
-	log "go test -race -count=1 -timeout 15m ./..."
-	go test -race -count=1 -timeout 15m ./...
+	log "go test -race -count=1 -timeout 8m ./..."
+	go test -race -count=1 -timeout 8m ./...
 }
 
 # The benchmarks documented in README.rst ("Benchmarks"). Each entry is

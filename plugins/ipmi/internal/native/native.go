@@ -95,13 +95,21 @@ func New(opts Options) *Driver {
 func (d *Driver) Mode() string { return Mode }
 
 // OpenSessions reports how many BMC sessions are currently open.
+//
+// Lock order is session.mu before Driver.mu (a session's holder calls
+// forget and connectFailed, which take d.mu), so the pool is copied under
+// d.mu and each session is inspected after d.mu is released.
 func (d *Driver) OpenSessions() int {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := 0
+	all := make([]*session, 0, len(d.sessions))
 	for _, s := range d.sessions {
+		all = append(all, s)
+	}
+	d.mu.Unlock()
+	n := 0
+	for _, s := range all {
 		s.mu.Lock()
-		if s.c != nil {
+		if s.c != nil && !s.dead {
 			n++
 		}
 		s.mu.Unlock()

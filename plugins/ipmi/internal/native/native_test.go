@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +269,40 @@ func TestUnsupportedCommand(t *testing.T) {
 	_, err := d.Do(context.Background(), &bmc.Request{Command: bmc.GetBios, Mode: Mode, Target: bmc.Target{Address: "127.0.0.1"}})
 	if err == nil || err.Code != 501 || !strings.Contains(err.Error(), "native") || !strings.Contains(err.Error(), "getBios") {
 		t.Fatalf("want 501 naming mode and action, got %v", err)
+	}
+}
+
+// TestOpenSessionsWhileIdleCloses: OpenSessions racing the idle closer must
+// not deadlock (it once took the pool lock before a session's lock, the
+// reverse of the closer's order). Many short-lived sessions make the two
+// meet; a deadline turns a deadlock into a failed run with every stack.
+func TestOpenSessionsWhileIdleCloses(t *testing.T) {
+	s := ipmitest.StartBMC(t, bmcsim.Options{})
+	d := newDriver(t, Options{IdleTTL: time.Millisecond})
+	done := make(chan error, 1)
+	go func() {
+		for range 50 {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			_, merr := d.Do(ctx, &bmc.Request{Command: bmc.PowerStatus, Target: ipmitest.Target(s)})
+			cancel()
+			if merr != nil {
+				done <- merr
+				return
+			}
+			for d.OpenSessions() != 0 {
+				runtime.Gosched()
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		// Not t.Fatal: the cleanup's d.Close would block on the deadlocked
+		// locks. A panic ends the run at once with every goroutine's stack.
+		panic("50 sessions did not open and idle-close within 60s: OpenSessions and the idle closer deadlocked")
 	}
 }
