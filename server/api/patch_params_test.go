@@ -43,7 +43,10 @@ func TestPatch(t *testing.T) {
 	wantError(t, resp, body, 422, "does not exist")
 	unknown := []map[string]any{{"op": "add", "path": "/NoSuchField", "value": 1}}
 	resp, body = ts.Do(t, "PATCH", path, unknown)
-	wantError(t, resp, body, 422, "NoSuchField")
+	wantError(t, resp, body, 422, `machines have no field "NoSuchField": patch only the fields a GET shows`)
+	wrongType := []map[string]any{{"op": "replace", "path": "/Runnable", "value": "yes"}}
+	resp, body = ts.Do(t, "PATCH", path, wrongType)
+	wantError(t, resp, body, 422, "the patched object is not a valid machines object")
 	resp, body = ts.Do(t, "PATCH", path, `[{"op":"frobnicate","path":"/x"}]`)
 	wantError(t, resp, body, 400, "Invalid JSON Patch")
 	resp, body = ts.Do(t, "PATCH", path, `{not json`)

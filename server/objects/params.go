@@ -500,12 +500,15 @@ func (s *Service) decodeStrict(k *Kind, buf []byte) (models.Model, error) {
 		dec := json.NewDecoder(strings.NewReader(string(buf)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(obj); err != nil {
-			return nil, fmt.Errorf("result does not fit %s: %v", k.Prefix, err)
+			if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+				return nil, fmt.Errorf("%s have no field %s: patch only the fields a GET shows", k.Prefix, field)
+			}
+			return nil, fmt.Errorf("the patched object is not a valid %s object: %v", k.Prefix, err)
 		}
 		return obj, nil
 	}
 	if err := json.Unmarshal(buf, obj); err != nil {
-		return nil, fmt.Errorf("result does not fit %s: %v", k.Prefix, err)
+		return nil, fmt.Errorf("the patched object is not a valid %s object: %v", k.Prefix, err)
 	}
 	return obj, nil
 }
