@@ -591,11 +591,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// ShutdownBudget bounds Run's shutdown: long enough for plugin actions to
+// drain (30 s) and plugins to take /stop, SIGTERM and SIGKILL (5 s apart),
+// short enough to finish before a service manager's own stop timeout
+// (systemd's default is 90 s). Past it plugins are killed.
+const ShutdownBudget = time.Minute
+
 // Run starts the server and serves until ctx ends or a listener fails,
-// then shuts down (allowing 15 seconds for in-flight requests).
+// then shuts down within ShutdownBudget.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.Start(ctx); err != nil {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownBudget)
 		defer cancel()
 		return errors.Join(err, s.Shutdown(sctx))
 	}
@@ -607,7 +613,7 @@ func (s *Server) Run(ctx context.Context) error {
 			serveErr = fmt.Errorf("serve: %w", err)
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownBudget)
 	defer cancel()
 	return errors.Join(serveErr, s.Shutdown(sctx))
 }

@@ -390,9 +390,15 @@ func (h *Host) invoke(ctx context.Context, p *process, t *target, action *models
 		h.metrics.action(name, dur, false)
 		switch {
 		case p.life.Err() != nil:
-			<-p.exited
+			// life also ends when cleanup gives up on a child that outlived
+			// SIGKILL (e.g. stuck in the kernel): wait for its exit status
+			// only as long as a stop would.
+			how := "its exit status is not known yet"
+			if waitExit(p.exited, h.cfg.StopGrace) {
+				how = p.exitString()
+			}
 			return nil, actionError(t, "INVOKE", http.StatusBadGateway,
-				fmt.Sprintf("Plugin %s exited during action %s (%s)", name, action.Command, p.exitString()))
+				fmt.Sprintf("Plugin %s exited during action %s (%s)", name, action.Command, how))
 		case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
 			// The caller went away; nobody reads this.
 			return nil, actionError(t, "INVOKE", 499, "client closed the request")

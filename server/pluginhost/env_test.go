@@ -1,6 +1,8 @@
 package pluginhost
 
 import (
+	"context"
+	"errors"
 	"os"
 	"strings"
 	"syscall"
@@ -59,5 +61,56 @@ func TestStopEscalates(t *testing.T) {
 	<-p.exited
 	if !strings.Contains(p.exitString(), "killed") {
 		t.Fatalf("stubborn plugin ended with %q, want killed", p.exitString())
+	}
+}
+
+// TestShutdownBudgetKillsStuckPlugins: a plugin with an action that never
+// ends, which also ignores /stop and SIGTERM, would hold a plain Close for
+// the drain plus two grace periods (3 minutes here). Shutdown with a spent
+// budget kills it instead: Shutdown returns, the process is gone and the
+// action's caller is answered with a 502.
+func TestShutdownBudgetKillsStuckPlugins(t *testing.T) {
+	s := newFakeServer(t)
+	cfg := s.config()
+	cfg.DrainTimeout, cfg.StopGrace = time.Minute, time.Minute
+	installBinary(t, cfg.PluginRoot, "stubborn", "stubborn")
+	h := s.start(cfg)
+	s.savePlugin(&models.Plugin{Name: "st", Provider: "stubborn"})
+	p := waitRunning(t, h, "st")
+	pid := p.cmd.Process.Pid
+	m := s.addMachine("m1", nil)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := h.RunAction(context.Background(), ActionRequest{Prefix: "machines", ID: m.Uuid.String(), Command: "sleep"})
+		answered <- err
+	}()
+	waitFor(t, 20*time.Second, "the sleep action in flight", func() bool {
+		n, merr := runAction(t, h, ActionRequest{Prefix: SystemPrefix, Command: "active"})
+		return merr == nil && n == float64(1)
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- h.Shutdown(ctx) }()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Shutdown did not return within 30s of a 200ms budget: the stuck plugin was waited for")
+	}
+	if syscall.Kill(pid, 0) == nil {
+		t.Fatalf("plugin process %d outlived the shutdown", pid)
+	}
+	select {
+	case err := <-answered:
+		var me *models.Error
+		if !errors.As(err, &me) || me.Code != 502 {
+			t.Fatalf("the action in flight got %v, want a 502", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the action in flight was never answered")
 	}
 }

@@ -142,6 +142,10 @@ type Host struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	// hurry ends when Shutdown's budget is spent: stopping instances skip
+	// the drain and the polite steps and are killed.
+	hurry    context.Context
+	hurryNow context.CancelFunc
 
 	// provMu serialises provider changes (discovery, upload, delete).
 	provMu sync.Mutex
@@ -189,9 +193,10 @@ func New(cfg Config, deps Deps) (*Host, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	hurry, hurryNow := context.WithCancel(context.Background())
 	return &Host{
 		cfg: cfg, deps: deps, log: cfg.Logger.With("component", "pluginhost"), metrics: m,
-		ctx: ctx, cancel: cancel, tempComm: tempComm,
+		ctx: ctx, cancel: cancel, hurry: hurry, hurryNow: hurryNow, tempComm: tempComm,
 		providers: map[string]*provider{}, broken: map[string]*provider{}, instances: map[string]*instance{},
 		removed: map[string]string{}, discovered: make(chan struct{}),
 	}, nil
@@ -231,6 +236,24 @@ func (h *Host) discoveryDone() {
 	h.discoveredOnce.Do(func() { close(h.discovered) })
 }
 
+// Shutdown is Close bounded by ctx: when ctx ends before every instance
+// has stopped, the ones still stopping skip the rest of their drain and
+// the polite steps and are killed, so that no plugin outlives provisiond
+// and a stuck plugin cannot stretch the shutdown past its budget.
+func (h *Host) Shutdown(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- h.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		h.log.Warn("shutdown budget spent: killing the plugins that are still stopping")
+		h.hurryNow()
+		h.cancel()
+		return <-done
+	}
+}
+
 // Close stops every instance (as a deliberate stop: drain, /stop, SIGTERM,
 // SIGKILL) and waits for them.
 func (h *Host) Close() error {
@@ -255,6 +278,7 @@ func (h *Host) Close() error {
 	}
 	wg.Wait()
 	h.cancel()
+	h.hurryNow()
 	h.wg.Wait()
 	if h.tempComm {
 		_ = os.RemoveAll(h.cfg.CommRoot)

@@ -156,6 +156,28 @@ func TestPublishQueueNeverBlocksTheBus(t *testing.T) {
 	}
 }
 
+// TestStopDiscardsQueuedPublishes: stopping a plugin whose /publish is
+// slow cancels the post in flight and drops the queue instead of feeding
+// it every queued event first (here 10 x 30 s).
+func TestStopDiscardsQueuedPublishes(t *testing.T) {
+	s := newFakeServer(t)
+	cfg := s.config()
+	cfg.PublishTimeout = 30 * time.Second
+	installBinary(t, cfg.PluginRoot, "fake", "fake")
+	h := s.start(cfg)
+	s.savePlugin(&models.Plugin{Name: "f", Provider: "fake", Params: map[string]any{"fake/slow-publish": 30}})
+	p := waitRunning(t, h, "f")
+	pid := p.cmd.Process.Pid
+	for range 10 {
+		s.bus.Publish(models.Event{Type: "test", Action: "queued", Key: "k"})
+	}
+	s.deletePlugin("f")
+	// The plain stop takes at most /stop + SIGTERM grace (2 s each) here.
+	waitFor(t, 20*time.Second, "the plugin stopped with publishes still queued", func() bool {
+		return syscall.Kill(pid, 0) != nil
+	})
+}
+
 // TestReloadAddsAndRemovesProviders is what SIGHUP does.
 func TestReloadAddsAndRemovesProviders(t *testing.T) {
 	s := newFakeServer(t)

@@ -426,11 +426,14 @@ func (p *process) probe(ctx context.Context) error {
 }
 
 // stop ends the process deliberately: wait up to drain for in-flight
-// actions, POST /stop, then SIGTERM and SIGKILL after StopGrace each.
+// actions, POST /stop, then SIGTERM and SIGKILL after StopGrace each. Once
+// the host is told to hurry (its shutdown budget is spent) the drain and
+// the polite steps are cut short and the process group is killed.
 func (p *process) stop(drain time.Duration) {
 	p.gate.Lock()
 	p.stopping.Store(true)
 	p.gate.Unlock()
+	hurry := p.h.hurry.Done()
 	if drain > 0 {
 		done := make(chan struct{})
 		go func() { p.inflight.Wait(); close(done) }()
@@ -439,33 +442,54 @@ func (p *process) stop(drain time.Duration) {
 		case <-done:
 		case <-t.C:
 			p.log.Warn("stopping with actions still running", "waited", drain)
+		case <-hurry:
+			p.log.Warn("shutdown budget spent: killing the plugin with actions still running")
 		case <-p.exited:
 		}
 		t.Stop()
 	}
 	grace := p.h.cfg.StopGrace
-	select {
-	case <-p.exited:
-	default:
-		if p.cmd != nil {
-			// The DRP library exits inside the /stop handler, so the
-			// reply is usually lost: any error here is expected.
-			ctx, cancel := context.WithTimeout(context.Background(), grace)
-			_, _, _ = p.post(ctx, "/stop", nil)
-			cancel()
-			if !waitExit(p.exited, grace) {
-				_ = killGroup(p.cmd, false)
-				if !waitExit(p.exited, grace) {
-					_ = killGroup(p.cmd, true)
-					waitExit(p.exited, grace)
-				}
-			}
-		}
+	if p.cmd != nil && !p.stopPolitely(grace) {
+		_ = killGroup(p.cmd, true)
+		waitExit(p.exited, grace)
 	}
 	p.cleanup()
 }
 
+// stopPolitely asks the process to go (POST /stop, then SIGTERM), waiting
+// up to grace after each step unless the host is hurrying, and reports
+// whether it has exited.
+func (p *process) stopPolitely(grace time.Duration) bool {
+	hurry := p.h.hurry.Done()
+	select {
+	case <-p.exited:
+		return true
+	case <-hurry:
+		return false
+	default:
+	}
+	// The DRP library exits inside the /stop handler, so the reply is
+	// usually lost: any error here is expected.
+	ctx, cancel := context.WithTimeout(p.h.hurry, grace)
+	_, _, _ = p.post(ctx, "/stop", nil)
+	cancel()
+	if waitExitUnless(p.exited, grace, hurry) {
+		return true
+	}
+	if p.h.hurry.Err() != nil {
+		return false
+	}
+	_ = killGroup(p.cmd, false)
+	return waitExitUnless(p.exited, grace, hurry)
+}
+
 func waitExit(ch <-chan struct{}, d time.Duration) bool {
+	return waitExitUnless(ch, d, nil)
+}
+
+// waitExitUnless waits up to d for ch to close, giving up early when
+// unless closes; it reports whether ch closed.
+func waitExitUnless(ch <-chan struct{}, d time.Duration, unless <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -473,6 +497,13 @@ func waitExit(ch <-chan struct{}, d time.Duration) bool {
 		return true
 	case <-t.C:
 		return false
+	case <-unless:
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
 	}
 }
 

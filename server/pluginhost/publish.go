@@ -10,13 +10,17 @@ import (
 // its own bounded queue. DRP calls /publish synchronously from the event
 // path, so one slow plugin slows the whole server; here the bus never
 // waits: a full queue drops the event, counts it and notes it in
-// PluginErrors (at most every 10 seconds).
+// PluginErrors (at most every 10 seconds). The returned stop function
+// cancels the post in flight and discards what is still queued: draining a
+// full queue into a slow plugin could hold up its stop for up to
+// PublishQueueLen x PublishTimeout.
 func (in *instance) startPublishPump(p *process) func() {
 	if !p.prov.def.HasPublish {
 		return func() {}
 	}
 	h := in.h
 	sub := h.deps.Bus.Subscribe("plugin:"+in.name, h.cfg.PublishQueueLen, nil)
+	pctx, pcancel := context.WithCancel(h.ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -24,10 +28,10 @@ func (in *instance) startPublishPump(p *process) func() {
 		var lastNote time.Time
 		failing := false
 		for ev := range sub.C() {
-			if p.life.Err() != nil || p.stopping.Load() {
-				continue // drain until Close
+			if pctx.Err() != nil || p.life.Err() != nil || p.stopping.Load() {
+				continue // discard until Close
 			}
-			ctx, cancel := context.WithTimeout(h.ctx, h.cfg.PublishTimeout)
+			ctx, cancel := context.WithTimeout(pctx, h.cfg.PublishTimeout)
 			status, body, err := p.post(ctx, "/publish", ev)
 			cancel()
 			ok := err == nil && status < 400
@@ -57,6 +61,7 @@ func (in *instance) startPublishPump(p *process) func() {
 		}
 	}()
 	return func() {
+		pcancel()
 		sub.Close()
 		<-done
 	}

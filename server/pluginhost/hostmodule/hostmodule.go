@@ -348,7 +348,7 @@ func (m *Module) Stop(ctx context.Context) error {
 	}
 	var err error
 	if h := m.Host(); h != nil {
-		err = h.Close()
+		err = h.Shutdown(ctx)
 	}
 	m.bg.Wait()
 	return err
