@@ -49,6 +49,7 @@ type BMC struct {
 
 	mu      sync.Mutex
 	failCC  map[types.CommandKey]types.CompletionCode
+	stalls  map[types.CommandKey]<-chan struct{}
 	counts  map[types.CommandKey]int
 	closeMu sync.Once
 }
@@ -86,6 +87,7 @@ func Start(opts Options) (*BMC, error) {
 		conn:    conn,
 		done:    make(chan struct{}),
 		failCC:  map[types.CommandKey]types.CompletionCode{},
+		stalls:  map[types.CommandKey]<-chan struct{}{},
 		counts:  map[types.CommandKey]int{},
 	}
 	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
@@ -132,6 +134,18 @@ func (s *BMC) FailWith(cmd types.Command, cc types.CompletionCode) {
 	s.failCC[cmd.Key()] = cc
 }
 
+// Stall makes every later request for cmd wait until release is closed
+// (nil stops stalling), to test callers queued behind a slow BMC.
+func (s *BMC) Stall(cmd types.Command, release <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if release == nil {
+		delete(s.stalls, cmd.Key())
+		return
+	}
+	s.stalls[cmd.Key()] = release
+}
+
 // Count reports how many requests for cmd reached a handler.
 func (s *BMC) Count(cmd types.Command) int {
 	s.mu.Lock()
@@ -151,7 +165,15 @@ func (s *BMC) middleware(next handlers.Handler) handlers.Handler {
 		s.mu.Lock()
 		s.counts[key]++
 		cc, fail := s.failCC[key]
+		stall := s.stalls[key]
 		s.mu.Unlock()
+		if stall != nil {
+			select {
+			case <-stall:
+			case <-ctx.Done():
+				return nil, types.CompletionCode(0xC3), nil // timeout while processing
+			}
+		}
 		if fail {
 			return nil, cc, nil
 		}

@@ -96,7 +96,7 @@ func (d *Driver) Mode() string { return Mode }
 
 // OpenSessions reports how many BMC sessions are currently open.
 //
-// Lock order is session.mu before Driver.mu (a session's holder calls
+// Lock order is a session's lock before Driver.mu (a session's holder calls
 // forget and connectFailed, which take d.mu), so the pool is copied under
 // d.mu and each session is inspected after d.mu is released.
 func (d *Driver) OpenSessions() int {
@@ -108,11 +108,11 @@ func (d *Driver) OpenSessions() int {
 	d.mu.Unlock()
 	n := 0
 	for _, s := range all {
-		s.mu.Lock()
+		s.mustAcquire()
 		if s.c != nil && !s.dead {
 			n++
 		}
-		s.mu.Unlock()
+		s.release()
 	}
 	return n
 }
@@ -129,10 +129,10 @@ func (d *Driver) Close() {
 	clear(d.failures)
 	d.mu.Unlock()
 	for _, s := range all {
-		s.mu.Lock()
+		s.mustAcquire()
 		s.dead = true
 		s.closeLocked(d.opts.Timeout)
-		s.mu.Unlock()
+		s.release()
 	}
 }
 
@@ -348,9 +348,12 @@ type sessionKey struct {
 	lan15    bool
 }
 
-// session is one pooled go-ipmi client; mu serialises its use.
+// session is one pooled go-ipmi client; its lock serialises its use.
 type session struct {
-	mu       sync.Mutex
+	// lock is a one-slot semaphore rather than a sync.Mutex so that a
+	// caller queued behind a slow call to the same BMC gives up when its
+	// own context ends instead of waiting past its deadline.
+	lock     chan struct{}
 	c        *ipmi.Client
 	lastUsed time.Time
 	timer    *time.Timer
@@ -361,6 +364,26 @@ type session struct {
 	// each trying (and timing out) again.
 	failed error
 }
+
+func newSession() *session { return &session{lock: make(chan struct{}, 1)} }
+
+// acquire takes the session's lock, or returns ctx's error when ctx ends
+// first.
+func (s *session) acquire(ctx context.Context) error {
+	select {
+	case s.lock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// mustAcquire takes the session's lock for the driver's own housekeeping
+// (idle closing, Close, OpenSessions), which waits for the call in progress.
+func (s *session) mustAcquire() { s.lock <- struct{}{} }
+
+// release gives the session's lock back.
+func (s *session) release() { <-s.lock }
 
 // closeLocked closes the client (bounded by timeout) and stops the timer.
 func (s *session) closeLocked(timeout time.Duration) {
@@ -397,22 +420,34 @@ func (d *Driver) withSession(ctx context.Context, t bmc.Target, fn func(*ipmi.Cl
 		}
 		s := d.sessions[key]
 		if s == nil {
-			s = &session{}
+			s = newSession()
 			d.sessions[key] = s
 		}
 		d.mu.Unlock()
 
-		s.mu.Lock()
+		if err := s.acquire(ctx); err != nil {
+			return fmt.Errorf("gave up waiting for earlier calls to the same BMC: %w", err)
+		}
 		if s.dead {
 			shared := s.failed
-			s.mu.Unlock()
+			s.release()
 			if shared != nil {
 				return fmt.Errorf("%w (outcome of a concurrent call's session attempt)", shared)
 			}
 			continue // removed by the idle closer; take a fresh entry
 		}
+		if callerEnded(ctx) {
+			// Running now would fail without an answer and tear down a
+			// healthy pooled session.
+			s.release()
+			cause := ctx.Err()
+			if cause == nil {
+				cause = context.DeadlineExceeded
+			}
+			return fmt.Errorf("gave up waiting for earlier calls to the same BMC: %w", cause)
+		}
 		err := d.runLocked(ctx, s, key, t, fn)
-		s.mu.Unlock()
+		s.release()
 		return err
 	}
 }
@@ -545,8 +580,8 @@ func (d *Driver) armIdleTimer(s *session, t bmc.Target) {
 		s.timer.Stop()
 	}
 	s.timer = time.AfterFunc(d.opts.IdleTTL, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+		s.mustAcquire()
+		defer s.release()
 		if s.dead || s.c == nil || time.Since(s.lastUsed) < d.opts.IdleTTL {
 			return
 		}

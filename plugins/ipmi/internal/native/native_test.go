@@ -11,6 +11,7 @@ import (
 
 	"github.com/bougou/go-ipmi/pkg/types"
 
+	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/plugins/ipmi/internal/bmc"
 	"github.com/provisionhq/provision/plugins/ipmi/internal/bmcsim"
 	"github.com/provisionhq/provision/plugins/ipmi/internal/ipmitest"
@@ -159,7 +160,7 @@ func TestUnreachable(t *testing.T) {
 // concurrent callers of a BMC that never answers must all be answered
 // within about one session attempt, not one attempt each (N x timeout).
 func TestConcurrentCallersToADeadBMC(t *testing.T) {
-	const timeout = time.Second // Retries -1: one attempt is one timeout
+	const timeout = 2 * time.Second // Retries -1: one attempt is one timeout
 	d := newDriver(t, Options{Timeout: timeout, Retries: -1})
 	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -304,5 +305,56 @@ func TestOpenSessionsWhileIdleCloses(t *testing.T) {
 		// Not t.Fatal: the cleanup's d.Close would block on the deadlocked
 		// locks. A panic ends the run at once with every goroutine's stack.
 		panic("50 sessions did not open and idle-close within 60s: OpenSessions and the idle closer deadlocked")
+	}
+}
+
+// TestQueuedCallerKeepsItsDeadline: calls to one BMC are serialised, but a
+// caller queued behind a slow one gives up when its own deadline passes
+// (504) instead of waiting it out, and leaves the pooled session alone.
+func TestQueuedCallerKeepsItsDeadline(t *testing.T) {
+	s := ipmitest.StartBMC(t, bmcsim.Options{PoweredOn: true})
+	d := newDriver(t, Options{Timeout: 5 * time.Second})
+	tg := ipmitest.Target(s)
+	do(t, d, &bmc.Request{Command: bmc.PowerStatus, Target: tg}) // opens the session
+
+	release := make(chan struct{})
+	s.Stall(types.CommandGetChassisStatus, release)
+	slow := make(chan *models.Error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, merr := d.Do(ctx, &bmc.Request{Command: bmc.PowerStatus, Target: tg})
+		slow <- merr
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for s.Count(types.CommandGetChassisStatus) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow call never reached the BMC")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, merr := d.Do(short, &bmc.Request{Command: bmc.PowerStatus, Target: tg})
+	if merr == nil || merr.Code != 504 || !strings.Contains(merr.Error(), "gave up waiting for earlier calls") {
+		t.Fatalf("queued caller: want a 504 saying it gave up waiting, got %v", merr)
+	}
+	select {
+	case merr := <-slow:
+		t.Fatalf("the slow call ended before its BMC answered: %v", merr)
+	default:
+	}
+	close(release)
+	select {
+	case merr := <-slow:
+		if merr != nil {
+			t.Fatalf("slow call: %v", merr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the slow call was never answered")
+	}
+	if n := s.Count(types.CommandGetChannelAuthCapabilities); n != 1 {
+		t.Fatalf("the queued caller disturbed the session: %d handshakes, want 1", n)
 	}
 }
