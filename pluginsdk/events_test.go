@@ -185,3 +185,89 @@ func waitCount(t *testing.T, w *watcher, key string) {
 	t.Helper()
 	plugintest.Eventually(t, plugintest.DefaultWait, "event "+key+" to be delivered", func() bool { return w.count(key) > 0 })
 }
+
+// stopOrder is an EventSelector plugin whose Publish of "hold" runs until
+// its context ends, and which records every Publish that overlaps or
+// follows Stop.
+type stopOrder struct {
+	held chan struct{} // closed when the "hold" Publish is running
+
+	mu         sync.Mutex
+	inPublish  bool
+	stopping   bool
+	stopCalled bool
+	overlaps   []string
+}
+
+func (p *stopOrder) Config(context.Context, *slog.Logger, *client.Client, map[string]any) *models.Error {
+	return nil
+}
+
+func (p *stopOrder) SelectEvents(context.Context, *slog.Logger) []string {
+	return []string{"machines.*.*"}
+}
+
+func (p *stopOrder) Publish(ctx context.Context, l *slog.Logger, e *models.Event) *models.Error {
+	p.mu.Lock()
+	if p.stopping {
+		p.overlaps = append(p.overlaps, "Publish("+e.Key+") called after Stop began")
+	}
+	hold := e.Key == "hold" && !p.inPublish
+	if hold {
+		p.inPublish = true
+		close(p.held)
+	}
+	p.mu.Unlock()
+	if hold {
+		// A well-behaved Publish returns when its context ends; the SDK
+		// cancels it when it closes the event feed.
+		<-ctx.Done()
+		p.mu.Lock()
+		p.inPublish = false
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+func (p *stopOrder) Stop(context.Context, *slog.Logger) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopping, p.stopCalled = true, true
+	if p.inPublish {
+		p.overlaps = append(p.overlaps, "Stop called while Publish was running")
+	}
+}
+
+// TestStopEndsEventsBeforeStopper checks that the event feed is closed (and
+// a running Publish has returned) before Stopper.Stop is called, so a
+// plugin's Stop never races its own Publish.
+func TestStopEndsEventsBeforeStopper(t *testing.T) {
+	ws := newWSServer(t)
+	p := &stopOrder{held: make(chan struct{})}
+	app := pluginsdk.InitApp("stoporder", "s", "v1", &models.PluginProvider{Name: "stoporder", PluginVersion: 4}, p)
+	pl := plugintest.StartApp(t, app, map[string]string{"RS_ENDPOINT": ws.srv.URL, "RS_TOKEN": wsToken})
+	expect(t, pl.Config(t, nil), 200, `{"Model":"","Key":"","Type":"","Messages":null,"Code":200}`)
+
+	ws.bus.Publish(models.Event{Type: "machines", Action: "update", Key: "hold"})
+	select {
+	case <-p.held:
+	case <-time.After(plugintest.DefaultWait):
+		t.Fatal("the hold event never reached Publish")
+	}
+	// Queued behind the running Publish: must never be delivered once
+	// stopping has begun.
+	ws.bus.Publish(models.Event{Type: "machines", Action: "update", Key: "queued"})
+
+	expect(t, pl.Stop(t), 200, `{"Model":"","Key":"","Type":"","Messages":null,"Code":200}`)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.stopCalled {
+		t.Error("Stopper not called")
+	}
+	if p.inPublish {
+		t.Error("Publish still running after the plugin exited")
+	}
+	for _, o := range p.overlaps {
+		t.Error(o)
+	}
+}

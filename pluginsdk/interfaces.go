@@ -40,7 +40,10 @@ type EventSelector interface {
 	SelectEvents(ctx context.Context, l *slog.Logger) []string
 }
 
-// Stopper is called before the plugin exits on /api-plugin/v4/stop.
+// Stopper is called before the plugin exits on /api-plugin/v4/stop. The
+// SDK closes an EventSelector's event stream first: the stream starts no
+// Publish during or after Stop, and a Publish still running has its
+// context cancelled and is waited for, up to 10 s.
 type Stopper interface {
 	// Stop releases what the plugin holds (workers, connections) before exit.
 	Stop(ctx context.Context, l *slog.Logger)

@@ -344,18 +344,21 @@ func (s *server) handlePublish(w http.ResponseWriter, r *http.Request, l *slog.L
 	writeJSON(w, http.StatusOK, okAnswer())
 }
 
-// handleStop calls Stopper, closes the event stream, writes and flushes
-// the 200 answer and then tells listen to exit. DRP calls os.Exit inside the
-// handler, so its answer is usually lost; here listen exits only after the
-// server has finished the response.
+// handleStop closes the event stream, calls Stopper, writes and flushes
+// the 200 answer and then tells listen to exit. The stream is closed first
+// so that no SelectEvents delivery calls Publish while or after Stop runs
+// (stopEvents cancels a running Publish's context and waits for it, up to
+// streamStopWait). DRP calls os.Exit inside the handler, so its answer is
+// usually lost; here listen exits only after the server has finished the
+// response.
 func (s *server) handleStop(w http.ResponseWriter, r *http.Request, l *slog.Logger) {
 	if r.Body != nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxRequestBody))
 	}
+	s.stopEvents()
 	if st, ok := s.app.impl.(Stopper); ok {
 		st.Stop(r.Context(), l)
 	}
-	s.stopEvents()
 	w.Header().Set("Connection", "close")
 	writeJSON(w, http.StatusOK, okAnswer())
 	if f, ok := w.(http.Flusher); ok {
