@@ -155,12 +155,17 @@ func (n *Notifier) Pending() int { return len(n.queue) }
 
 // Close stops accepting messages, lets the worker deliver what is queued
 // until ctx ends, then stops it. Messages still queued are counted as
-// Failed and logged.
+// Failed and logged. A Close after the first one waits for the worker to
+// stop, but returns when its own ctx ends; it leaves the first Close's
+// deadline in charge of the worker.
 func (n *Notifier) Close(ctx context.Context) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		<-n.done
+		select {
+		case <-n.done:
+		case <-ctx.Done():
+		}
 		return
 	}
 	n.closed = true

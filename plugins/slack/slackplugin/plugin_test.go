@@ -309,7 +309,12 @@ func TestPublishNeverBlocksWhenQueueIsFull(t *testing.T) {
 	if err := n.Enqueue("first"); err != nil {
 		t.Fatal(err)
 	}
-	<-started // the worker holds "first"; the queue is empty again
+	select { // the worker holds "first"; the queue is empty again
+	case <-started:
+	case <-time.After(10 * time.Second):
+		close(block)
+		t.Fatal("the worker did not start delivering the first message within 10s")
+	}
 	for i := 0; i < 2; i++ {
 		if err := n.Enqueue("fill"); err != nil {
 			t.Fatalf("enqueue %d: %v", i, err)
@@ -322,12 +327,80 @@ func TestPublishNeverBlocksWhenQueueIsFull(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	close(block)
-	n.Close(context.Background())
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n.Close(cctx)
 	if st := n.Stats(); st.Delivered != 3 {
 		t.Fatalf("Close must drain the queue: %+v", st)
 	}
 	if err := n.Enqueue("late"); err != ErrClosed {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+func TestSecondCloseHonoursItsContext(t *testing.T) {
+	block := make(chan struct{})
+	started := make(chan struct{}, 1)
+	n := NewNotifier(NotifierOptions{Logger: quiet()})
+	n.SetSender(senderFunc(func(ctx context.Context, _ string) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-block:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}))
+	if err := n.Enqueue("slow"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		close(block)
+		t.Fatal("the worker did not start delivering within 10s")
+	}
+	// The first Close waits for "slow", which waits for block.
+	firstDone := make(chan struct{})
+	go func() {
+		defer close(firstDone)
+		n.Close(context.Background())
+	}()
+	plugintest.Eventually(t, 10*time.Second, "first Close marks the notifier closed", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.closed
+	})
+	// A second Close whose ctx has ended returns although the worker is busy.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	secondDone := make(chan struct{})
+	go func() {
+		defer close(secondDone)
+		n.Close(ctx)
+	}()
+	select {
+	case <-secondDone:
+	case <-time.After(10 * time.Second):
+		close(block)
+		t.Fatal("a second Close ignored its ended ctx")
+	}
+	select {
+	case <-firstDone:
+		t.Fatal("the first Close returned before the queued message was delivered")
+	default:
+	}
+	close(block)
+	select {
+	case <-firstDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first Close did not return after delivery finished")
+	}
+	if st := n.Stats(); st.Delivered != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 
