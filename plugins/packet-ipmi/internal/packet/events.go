@@ -21,6 +21,8 @@ import (
 //   - machines.delete: a creation still running for the machine is
 //     cancelled and the machine's device is deleted.
 //
+// Create events that arrive after Stop are logged and ignored.
+//
 // As in DRP, Publish never fails: problems are logged.
 func (p *Plugin) Publish(ctx context.Context, l *slog.Logger, e *models.Event) *models.Error {
 	if e == nil || e.Type != "machines" || (e.Action != "create" && e.Action != "delete") {
@@ -83,10 +85,16 @@ func (p *Plugin) machineDeleted(ctx context.Context, l *slog.Logger, inst *insta
 
 // startCreate queues the device creation of a new machine. At most
 // MaxCreates run at once and MaxPending wait; beyond that the event is
-// rejected (logged and published) and the machine is left alone.
+// rejected (logged and published) and the machine is left alone. After
+// Stop nothing is started: the event is logged and ignored.
 func (p *Plugin) startCreate(l *slog.Logger, inst *instance, m *models.Machine, params map[string]any) {
 	key := m.UUID()
 	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		l.Warn("plugin is stopping; create event ignored, no device created", "machine", key)
+		return
+	}
 	if _, dup := p.creating[key]; dup {
 		p.mu.Unlock()
 		l.Info("device creation already running for machine", "machine", key)

@@ -613,3 +613,23 @@ func TestDeleteCancelsRunningCreation(t *testing.T) {
 		t.Fatalf("a cancelled creation published a rollback: %+v", e.pub.list())
 	}
 }
+
+func TestCreateEventAfterStopStartsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.mustConfigure(nil)
+	m := e.createMachine(models.Machine{Name: "too-late", Params: map[string]any{ParamMachinePlugin: instName}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e.plugin.Stop(ctx, e.log)
+	e.event("create", m)
+	e.waitCreations()
+	if devs := e.metal.Devices(); len(devs) != 0 {
+		t.Fatalf("a create event after Stop made a device: %+v", devs)
+	}
+	if _, ok := e.machine(m.UUID()); !ok {
+		t.Fatal("a create event after Stop deleted the machine")
+	}
+	if !strings.Contains(e.logs.String(), "create event ignored") {
+		t.Fatalf("the ignored create event was not logged:\n%s", e.logs.String())
+	}
+}

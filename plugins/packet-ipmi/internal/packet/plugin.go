@@ -73,6 +73,9 @@ type Plugin struct {
 	cur      *instance
 	creating map[string]context.CancelFunc // machine UUID -> cancel of its creation
 	pending  int
+	// stopped is set by Stop before it waits for bg; startCreate adds no
+	// work to bg once it is set, so no bg.Add races Stop's bg.Wait.
+	stopped bool
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -280,9 +283,12 @@ func (p *Plugin) publish(l *slog.Logger, inst *instance, action, key string, obj
 // deletions.
 func (p *Plugin) SelectEvents(ctx context.Context, l *slog.Logger) []string { return EventFilters() }
 
-// Stop cancels device creations in progress (each deletes its unfinished
-// device) and waits for them.
+// Stop refuses further device creations, cancels those in progress (each
+// deletes its unfinished device) and waits for them until ctx ends.
 func (p *Plugin) Stop(ctx context.Context, l *slog.Logger) {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
 	p.bgCancel()
 	done := make(chan struct{})
 	go func() { p.bg.Wait(); close(done) }()
