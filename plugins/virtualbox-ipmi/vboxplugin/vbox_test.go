@@ -354,12 +354,17 @@ func TestJitterIsSerialisedAndCancellable(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctxA, cancelA := context.WithCancel(context.Background())
+	defer cancelA() // on an early t.Fatal, A stops sleeping too
 	doneA := make(chan *models.Error, 1)
 	go func() {
 		_, err := p.Action(ctxA, quiet(), &models.Action{Command: ActionPowerOn, Params: map[string]any{ParamID: "A"}})
 		doneA <- err
 	}()
-	<-entered // A holds the slot and sleeps
+	select { // A holds the slot and sleeps
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("A did not reach the jitter delay within 10s")
+	}
 	ctxB, cancelB := context.WithCancel(context.Background())
 	cancelB()
 	_, errB := p.Action(ctxB, quiet(), &models.Action{Command: ActionPowerCycle, Params: map[string]any{ParamID: "B"}})
@@ -373,8 +378,13 @@ func TestJitterIsSerialisedAndCancellable(t *testing.T) {
 		t.Fatalf("B got past the serialisation: %d jitter calls", n)
 	}
 	cancelA()
-	if errA := <-doneA; errA == nil || !strings.Contains(errA.Messages[0], "context canceled") {
-		t.Fatalf("A: %v", errA)
+	select {
+	case errA := <-doneA:
+		if errA == nil || !strings.Contains(errA.Messages[0], "context canceled") {
+			t.Fatalf("A: %v", errA)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("A did not return within 10s of its ctx being cancelled")
 	}
 	for _, c := range vb.Calls(t) {
 		if c[0] != "list" {
