@@ -28,6 +28,13 @@ const (
 	DefaultReconnectMin = 100 * time.Millisecond
 	// DefaultReconnectMax caps the reconnection backoff.
 	DefaultReconnectMax = 5 * time.Second
+	// DefaultPingInterval is how often an idle-looking stream checks that
+	// the server still answers: a half-open connection (server gone
+	// without a FIN) is otherwise noticed only by TCP keepalive, minutes
+	// later or never.
+	DefaultPingInterval = 30 * time.Second
+	// DefaultPingTimeout bounds the wait for the server's pong.
+	DefaultPingTimeout = 10 * time.Second
 	// dialTimeout bounds one websocket handshake.
 	dialTimeout = 15 * time.Second
 	// writeTimeout bounds sending one register/deregister frame.
@@ -45,6 +52,10 @@ type StreamOptions struct {
 	AckTimeout time.Duration
 	// ReconnectMin and ReconnectMax bound the exponential reconnect backoff.
 	ReconnectMin, ReconnectMax time.Duration
+	// PingInterval is how often the stream pings the server; a ping not
+	// answered within PingTimeout drops the connection and reconnects.
+	// Negative PingInterval disables pings.
+	PingInterval, PingTimeout time.Duration
 }
 
 // EventStream is a websocket subscription to /api/v3/ws that reconnects
@@ -95,6 +106,12 @@ func (c *Client) EventsWith(ctx context.Context, opts StreamOptions) (*EventStre
 		opts.ReconnectMax = DefaultReconnectMax
 	}
 	opts.ReconnectMax = max(opts.ReconnectMax, opts.ReconnectMin)
+	if opts.PingInterval == 0 {
+		opts.PingInterval = DefaultPingInterval
+	}
+	if opts.PingTimeout <= 0 {
+		opts.PingTimeout = DefaultPingTimeout
+	}
 	conn, err := c.dialWS(ctx)
 	if err != nil {
 		return nil, err
@@ -169,7 +186,9 @@ func (s *EventStream) run(conn *websocket.Conn) {
 	defer close(s.done)
 	defer close(s.events)
 	for {
+		stopPing := s.keepAlive(conn)
 		err := s.readLoop(conn)
+		stopPing()
 		_ = conn.CloseNow()
 		s.mu.Lock()
 		s.conn = nil
@@ -182,6 +201,41 @@ func (s *EventStream) run(conn *websocket.Conn) {
 		if conn == nil {
 			return
 		}
+	}
+}
+
+// keepAlive pings the server over conn every PingInterval and drops conn
+// (so that run reconnects) when a pong does not come within PingTimeout.
+// The pong is read by readLoop. It returns a function that stops it.
+func (s *EventStream) keepAlive(conn *websocket.Conn) func() {
+	if s.opts.PingInterval < 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.opts.PingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			pctx, pcancel := context.WithTimeout(ctx, s.opts.PingTimeout)
+			err := conn.Ping(pctx)
+			pcancel()
+			if err != nil && ctx.Err() == nil {
+				s.c.log.Warn("event stream server did not answer a ping, reconnecting", "err", err)
+				_ = conn.CloseNow()
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 

@@ -24,6 +24,9 @@ type fakeWS struct {
 	t     *testing.T
 	token string
 	noAck bool
+	// deaf, when set, makes new connections stop reading (so they never
+	// answer a ping: a half-open server) until it is closed.
+	deaf chan struct{}
 
 	mu      sync.Mutex
 	conns   []*wsConn
@@ -108,6 +111,17 @@ func (f *fakeWS) serve(w http.ResponseWriter, r *http.Request) {
 		_ = c.CloseNow()
 	}()
 	ctx := r.Context()
+	f.mu.Lock()
+	deaf := f.deaf
+	f.mu.Unlock()
+	if deaf != nil {
+		select {
+		case <-deaf:
+		case <-ctx.Done():
+			return
+		}
+		return
+	}
 	for {
 		_, data, err := c.Read(ctx)
 		if err != nil {
@@ -312,6 +326,38 @@ func TestEventStreamReconnectsAndReregisters(t *testing.T) {
 	f.mu.Unlock()
 	if !ok {
 		t.Fatal("late filter not registered on the current connection")
+	}
+}
+
+// TestEventStreamPingDetectsHalfOpenServer: a server that keeps the TCP
+// connection but no longer answers (no pong) is dropped after PingTimeout
+// and the stream reconnects, instead of waiting for events forever.
+func TestEventStreamPingDetectsHalfOpenServer(t *testing.T) {
+	f, srv := newFakeWS(t)
+	deaf := make(chan struct{})
+	f.mu.Lock()
+	f.deaf = deaf
+	f.mu.Unlock()
+	s := openStream(t, srv, StreamOptions{PingInterval: 50 * time.Millisecond, PingTimeout: 200 * time.Millisecond,
+		ReconnectMin: 5 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+	f.waitFor(t, "the deaf connection", func() bool { return len(f.conns) == 1 })
+	f.mu.Lock()
+	f.deaf = nil // later connections answer
+	f.mu.Unlock()
+	f.waitFor(t, "a reconnect after the unanswered ping", func() bool {
+		live := f.live()
+		return len(f.conns) >= 2 && len(live) >= 1 && live[len(live)-1].id >= 2
+	})
+	close(deaf)
+	if err := s.Register(context.Background(), "machines.*.*"); err != nil {
+		t.Fatalf("register on the new connection: %v", err)
+	}
+	f.publish(models.Event{Type: "machines", Action: "update", Key: "m1"})
+	if e := recvEvent(t, s); e.Type != "machines" || e.Key != "m1" {
+		t.Fatalf("after the reconnect: got %+v", e)
+	}
+	if s.Reconnects() < 1 {
+		t.Fatalf("Reconnects() = %d, want at least 1", s.Reconnects())
 	}
 }
 

@@ -35,7 +35,13 @@ func TestWriteWaitIsBoundedByContext(t *testing.T) {
 		_, err := objs.Create(context.Background(), "test", "profiles", &models.Profile{Name: "slow"})
 		slowDone <- err
 	}()
-	<-entered
+	select {
+	case <-entered:
+	case err := <-slowDone:
+		t.Fatalf("the slow write ended before its hook ran: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the slow write never reached its hook")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

@@ -185,10 +185,21 @@ func TestWaitFor(t *testing.T) {
 			}
 			res <- r
 		}()
-		<-started
+		select {
+		case <-started:
+		case r := <-res:
+			t.Fatalf("WaitFor before %s ended before its first check: %s", ch.what, r)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("WaitFor before %s never made its first check", ch.what)
+		}
 		ch.apply()
-		if r := <-res; r != "complete" {
-			t.Fatalf("WaitFor after %s: %s (no machines.update/save.%s event?)", ch.what, r, key)
+		select {
+		case r := <-res:
+			if r != "complete" {
+				t.Fatalf("WaitFor after %s: %s (no machines.update/save.%s event?)", ch.what, r, key)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("WaitFor after %s never returned", ch.what)
 		}
 	}
 }

@@ -31,10 +31,26 @@ func TestFakePluginStallNeverAnswers200(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	sc := bufio.NewScanner(out)
-	for sc.Scan() && sc.Text() != "READY!" {
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "READY!" {
+				ready <- true
+				_, _ = io.Copy(io.Discard, out)
+				return
+			}
+		}
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatal("the fake plugin exited without printing READY!")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the fake plugin did not print READY! within 30s")
 	}
-	go func() { _, _ = io.Copy(io.Discard, out) }()
 
 	conn, err := net.DialTimeout("unix", sock, 10*time.Second)
 	if err != nil {

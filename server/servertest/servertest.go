@@ -331,6 +331,9 @@ func (p *Process) start(t testing.TB) {
 	cmd := exec.Command(p.bin, args...)
 	cmd.Env = append(append(os.Environ(), "RS_ADMIN_PASSWORD="+p.AdminPassword), p.opts.Env...)
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	// A plugin that inherited the output pipes could keep Wait from
+	// returning after provisiond itself has exited.
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("servertest: start provisiond: %v", err)
 	}
