@@ -393,11 +393,18 @@ func TestPowerActions(t *testing.T) {
 func TestAPIFailuresGetHonestCodes(t *testing.T) {
 	e := newEnv(t)
 	e.activeDevice(deviceOne, "web1")
-	e.mustConfigure(map[string]any{ParamAPITimeout: 0.3})
+	// The generous default API timeout (e.params) for all but the stall, so
+	// a slow TLS handshake or call on a loaded machine cannot turn the
+	// expected 502 into a 504 or fail Configure.
+	e.mustConfigure(nil)
 	p := map[string]any{ParamUUID: deviceOne}
 	e.metal.FailNext(http.StatusInternalServerError)
 	_, err := e.action(CmdPowerOff, nil, p)
 	wantErr(t, err, 502, "injected failure")
+	// A short packet/api-timeout only for the stalled call. The reconfigure
+	// reuses the transport's warm connection, so its two listing calls are
+	// local round trips well inside 1 s; the stall waits the whole timeout.
+	e.mustConfigure(map[string]any{ParamAPITimeout: 1.0})
 	e.metal.StallNext(1)
 	_, err = e.action(CmdPowerOff, nil, p)
 	wantErr(t, err, 504, "Command failed: poweroff")
