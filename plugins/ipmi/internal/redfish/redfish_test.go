@@ -121,8 +121,10 @@ func TestIdentify(t *testing.T) {
 	if s.LED() != "Blinking" {
 		t.Fatalf("LED = %s", s.LED())
 	}
-	// N > 0: blinks, then the driver turns it off after N seconds.
-	run(t, d, tg, bmc.Identify, func(r *bmc.Request) { r.IdentifySeconds = 1 })
+	// N > 0: blinks, then the driver turns it off after N seconds. 3 s, not
+	// 1 s, so a stall under -race between the call and the check below
+	// cannot let the off timer fire first.
+	run(t, d, tg, bmc.Identify, func(r *bmc.Request) { r.IdentifySeconds = 3 })
 	if s.LED() != "Blinking" {
 		t.Fatalf("LED = %s", s.LED())
 	}
