@@ -13,7 +13,9 @@ import (
 // output and exit function are redirected; the exit code passed to it
 // becomes the Plugin's exit status. Use it for fast tests of plugin logic
 // under the race detector; env supplies RS_ENDPOINT/RS_TOKEN (nil: the
-// FromPackage defaults).
+// FromPackage defaults). When the test ends the App's context is
+// cancelled; if listen has not returned within 30 s after that, the test
+// fails with every goroutine's stack.
 func StartApp(t testing.TB, app *pluginsdk.App, env map[string]string) *Plugin {
 	t.Helper()
 	if env == nil {
@@ -36,7 +38,8 @@ func StartApp(t testing.TB, app *pluginsdk.App, env map[string]string) *Plugin {
 	app.Command().SetArgs([]string{"listen", to, from})
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
-	go pl.readStdout(outR, ready)
+	read := make(chan struct{})
+	go func() { pl.readStdout(outR, ready); close(read) }()
 	go func() {
 		err := app.ExecuteContext(ctx)
 		res := &exitResult{err: err}
@@ -47,13 +50,14 @@ func StartApp(t testing.TB, app *pluginsdk.App, env map[string]string) *Plugin {
 				res.code = 1
 			}
 		}
-		pl.exitErr.Store(res)
 		outW.Close()
+		<-read // Stdout is complete once the plugin counts as exited
+		pl.exitErr.Store(res)
 		close(pl.exited)
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-pl.exited
+		pl.awaitExit(t)
 		pl.close()
 	})
 	pl.waitReady(t, ready, DefaultWait)

@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -225,8 +226,9 @@ func socketPaths(t testing.TB, dir string) (to, from string) {
 
 // Start launches `listen` like the host: the fake Host on the fromPlugin
 // socket first, then the process with stdin closed, then it waits for
-// READY! (failing the test on "Failed", exit or timeout). The process is
-// killed when the test ends if it is still running.
+// READY! (failing the test on "Failed", exit or timeout). When the test
+// ends the process is killed if it still runs; if it has not exited within
+// 30 s after that, the test fails with every goroutine's stack.
 func (p *Provider) Start(t testing.TB) *Plugin {
 	t.Helper()
 	dir := SocketDir(t)
@@ -235,33 +237,66 @@ func (p *Provider) Start(t testing.TB) *Plugin {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := p.command(ctx, "listen", to, from)
 	pl := newPlugin(t, to, host)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		t.Fatalf("plugintest: %v", err)
-	}
+	// A writer rather than StdoutPipe: Wait then returns only after all the
+	// process printed has been copied (or WaitDelay after it exited, if a
+	// child of it holds stdout open), so the last lines are never lost.
+	outR, outW := io.Pipe()
+	cmd.Stdout = outW
 	cmd.Stderr = &pl.stderr
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatalf("plugintest: starting %s listen: %v", p.Path, err)
 	}
 	ready := make(chan string, 1)
-	go pl.readStdout(stdout, ready)
+	read := make(chan struct{})
+	go func() { pl.readStdout(outR, ready); close(read) }()
 	go func() {
 		err := cmd.Wait()
+		outW.Close()
+		<-read // reads to EOF, which the Close has just made final
 		pl.exitErr.Store(&exitResult{err: err, code: cmd.ProcessState.ExitCode()})
 		close(pl.exited)
 	}()
 	t.Cleanup(func() {
 		cancel() // kills the process if it still runs
-		select {
-		case <-pl.exited:
-		case <-time.After(10 * time.Second):
-		}
+		pl.awaitExit(t)
 		pl.close()
 	})
 	pl.waitReady(t, ready, p.timeout())
 	return pl
+}
+
+// exitWait bounds how long a test's cleanup waits for the plugin to exit
+// after cancelling (in-process) or killing (binary) it. Longer than an
+// in-process listen's own shutdown bounds (HTTP shutdown, event stream,
+// log flush) put together.
+const exitWait = 30 * time.Second
+
+// awaitExit waits up to p.exitWait for the plugin to exit. A plugin still
+// running then fails the test with its output and the stack of every
+// goroutine of the test process, where a hung listen, Stop or event stream
+// shutdown (in-process) or a stuck Wait (binary) shows.
+func (p *Plugin) awaitExit(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return
+	case <-time.After(p.exitWait):
+	}
+	t.Errorf("plugintest: plugin still running %v after the test ended\nstdout: %s\nstderr: %s\ngoroutines:\n%s",
+		p.exitWait, p.Stdout(), p.Stderr(), allStacks())
+}
+
+// allStacks returns the stacks of all goroutines (truncated at 64 MiB).
+func allStacks() []byte {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) || len(buf) >= 64<<20 {
+			return buf[:n]
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
 
 // exitResult is how a plugin run ended.
@@ -278,11 +313,12 @@ type Plugin struct {
 	// ToPath is the socket the plugin serves.
 	ToPath string
 
-	hc      *http.Client
-	stdout  SyncBuffer
-	stderr  SyncBuffer
-	exited  chan struct{}
-	exitErr atomic.Pointer[exitResult]
+	hc       *http.Client
+	stdout   SyncBuffer
+	stderr   SyncBuffer
+	exited   chan struct{} // closed once the plugin exited and all its stdout is read
+	exitErr  atomic.Pointer[exitResult]
+	exitWait time.Duration // see awaitExit
 }
 
 func newPlugin(t testing.TB, to string, host *Host) *Plugin {
@@ -292,21 +328,30 @@ func newPlugin(t testing.TB, to string, host *Host) *Plugin {
 			return d.DialContext(ctx, "unix", to)
 		},
 	}
-	return &Plugin{Host: host, ToPath: to, hc: &http.Client{Transport: tr}, exited: make(chan struct{})}
+	return &Plugin{Host: host, ToPath: to, hc: &http.Client{Transport: tr}, exited: make(chan struct{}), exitWait: exitWait}
 }
 
 func (p *Plugin) close() { p.hc.CloseIdleConnections() }
 
-// readStdout reports the first decisive handshake line and keeps the rest.
+// readStdout keeps every line of r, reports the first decisive handshake
+// line ("READY!" or "Failed"; "" if r ends without one) on ready, which
+// must have room for it, and returns at EOF. It reads r to the end however
+// long its lines, so the plugin never blocks writing to it.
 func (p *Plugin) readStdout(r io.Reader, ready chan<- string) {
-	sc := bufio.NewScanner(r)
+	br := bufio.NewReader(r)
 	decided := false
-	for sc.Scan() {
-		line := sc.Text()
-		p.stdout.WriteString(line + "\n")
-		if !decided && (line == "READY!" || line == "Failed") {
-			decided = true
-			ready <- line
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+			p.stdout.WriteString(line + "\n")
+			if !decided && (line == "READY!" || line == "Failed") {
+				decided = true
+				ready <- line
+			}
+		}
+		if err != nil {
+			break
 		}
 	}
 	if !decided {
@@ -454,7 +499,8 @@ func (p *Plugin) Stop(t testing.TB) *Response {
 }
 
 // Wait waits until the plugin has exited and returns an error unless it
-// exited with status 0.
+// exited with status 0. Once the plugin has exited, Stdout and Stderr hold
+// everything it printed.
 func (p *Plugin) Wait(timeout time.Duration) error {
 	select {
 	case <-p.exited:
