@@ -74,13 +74,17 @@ func start(t *testing.T, impl any, def *models.PluginProvider) *plugintest.Plugi
 	return plugintest.StartApp(t, pluginsdk.InitApp(def.Name, "test", def.Version, def, impl), nil)
 }
 
+// request sends one request and fails the test unless the plugin answers
+// within plugintest.DefaultWait.
 func request(t *testing.T, pl *plugintest.Plugin, method, path, ct, body string) *plugintest.Response {
 	t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
 	}
-	res, err := pl.Request(context.Background(), method, path, ct, r)
+	ctx, cancel := context.WithTimeout(context.Background(), plugintest.DefaultWait)
+	defer cancel()
+	res, err := pl.Request(ctx, method, path, ct, r)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -150,7 +154,9 @@ func TestLogRequestHeaders(t *testing.T) {
 	post := func(plugin string, hdr map[string]string) {
 		t.Helper()
 		body, _ := json.Marshal(&models.Action{Command: "trace", Plugin: plugin})
-		req, _ := http.NewRequest("POST", "http://unix"+pluginsdk.ActionPath, strings.NewReader(string(body)))
+		ctx, cancel := context.WithTimeout(context.Background(), plugintest.DefaultWait)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://unix"+pluginsdk.ActionPath, strings.NewReader(string(body)))
 		req.Header.Set("Content-Type", "application/json")
 		for k, v := range hdr {
 			req.Header.Set(k, v)
@@ -230,7 +236,9 @@ func TestStopDeliversAnswerThenExits(t *testing.T) {
 		t.Error("Stopper not called")
 	}
 	pl.Host.WaitForMessage(t, 0, "STOPPING")
-	if _, err := pl.Request(context.Background(), "POST", pluginsdk.ConfigPath, "application/json", nil); err == nil {
+	ctx, cancel := context.WithTimeout(context.Background(), plugintest.DefaultWait)
+	defer cancel()
+	if _, err := pl.Request(ctx, "POST", pluginsdk.ConfigPath, "application/json", nil); err == nil {
 		t.Error("plugin still serves after stop")
 	}
 }

@@ -319,6 +319,7 @@ type Plugin struct {
 	exited   chan struct{} // closed once the plugin exited and all its stdout is read
 	exitErr  atomic.Pointer[exitResult]
 	exitWait time.Duration // see awaitExit
+	reqWait  time.Duration // bounds a request whose context has no deadline
 }
 
 func newPlugin(t testing.TB, to string, host *Host) *Plugin {
@@ -328,7 +329,8 @@ func newPlugin(t testing.TB, to string, host *Host) *Plugin {
 			return d.DialContext(ctx, "unix", to)
 		},
 	}
-	return &Plugin{Host: host, ToPath: to, hc: &http.Client{Transport: tr}, exited: make(chan struct{}), exitWait: exitWait}
+	return &Plugin{Host: host, ToPath: to, hc: &http.Client{Transport: tr}, exited: make(chan struct{}),
+		exitWait: exitWait, reqWait: DefaultWait}
 }
 
 func (p *Plugin) close() { p.hc.CloseIdleConnections() }
@@ -420,7 +422,8 @@ func (r *Response) ConfigError() *models.Error {
 }
 
 // Request sends one request to the plugin's socket (Host "unix", as the
-// host sends them) and returns the answer. body may be nil.
+// host sends them) and returns the answer. body may be nil. Without a
+// deadline in ctx the exchange is bounded by DefaultWait (see Do).
 func (p *Plugin) Request(ctx context.Context, method, path, contentType string, body io.Reader) (*Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://unix"+path, body)
 	if err != nil {
@@ -433,8 +436,16 @@ func (p *Plugin) Request(ctx context.Context, method, path, contentType string, 
 }
 
 // Do sends req over the plugin's socket (its URL's host is ignored; use
-// http://unix/<path>) and returns the answer.
+// http://unix/<path>) and returns the answer. If req's context has no
+// deadline, the exchange (answer and body) must complete within
+// DefaultWait, so a stuck handler fails the test instead of hanging it;
+// give the context a deadline for a longer request.
 func (p *Plugin) Do(req *http.Request) (*Response, error) {
+	if _, ok := req.Context().Deadline(); !ok {
+		ctx, cancel := context.WithTimeout(req.Context(), p.reqWait)
+		defer cancel()
+		req = req.WithContext(ctx)
+	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
 		return nil, err

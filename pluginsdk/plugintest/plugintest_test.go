@@ -1,12 +1,17 @@
 package plugintest
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestStdoutCompleteAfterExit runs a provider that prints READY!, many
@@ -84,5 +89,42 @@ func TestAwaitExitReportsHang(t *testing.T) {
 	pl.awaitExit(rec)
 	if len(rec.errs) != 0 {
 		t.Errorf("an exited plugin reported %v", rec.errs)
+	}
+}
+
+// TestDoBoundsRequestWithoutDeadline checks that a stuck handler fails a
+// request without a deadline instead of hanging the test, and that a
+// caller's own deadline replaces the default bound.
+func TestDoBoundsRequestWithoutDeadline(t *testing.T) {
+	sock := filepath.Join(SocketDir(t), "p.toPlugin.2")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/quick" {
+			return
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { close(release); srv.Close() })
+	pl := newPlugin(t, sock, nil)
+	defer pl.close()
+
+	pl.reqWait = 100 * time.Millisecond
+	if res, err := pl.Request(context.Background(), "POST", "/stuck", "", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("stuck handler without a deadline: %v %v, want context.DeadlineExceeded", res, err)
+	}
+
+	pl.reqWait = 1 // a request relying on it could not even connect
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultWait)
+	defer cancel()
+	if res, err := pl.Request(ctx, "POST", "/quick", "", nil); err != nil || res.Status != 200 {
+		t.Errorf("request with its own deadline: %v %v", res, err)
 	}
 }
