@@ -81,10 +81,21 @@ func (m *metrics) drop(plugin string, n uint64) {
 	}
 }
 
+// up sets the plugin's up gauge. The first time it runs the plugin's
+// other series are created at zero as well: a counter that appears only at
+// its first increment makes rate() and increase() miss that increment and
+// alerts on absent series fire for healthy plugins.
 func (m *metrics) up(plugin string, up bool) {
 	v := 0.0
 	if up {
 		v = 1
+		for _, res := range []string{"ok", "error"} {
+			m.actions.WithLabelValues(plugin, res)
+			m.published.WithLabelValues(plugin, res)
+		}
+		m.latency.WithLabelValues(plugin)
+		m.restarts.WithLabelValues(plugin)
+		m.dropped.WithLabelValues(plugin)
 	}
 	m.upGauge.WithLabelValues(plugin).Set(v)
 }
