@@ -290,10 +290,15 @@ func TestConfigRejectsBadInputAndKeepsPreviousConfig(t *testing.T) {
 	plugintest.Eventually(t, 10*time.Second, "post with the old config", func() bool { return len(wh.Bodies()) == 1 })
 }
 
-func TestPublishNeverBlocksWhenQueueIsFull(t *testing.T) {
-	block := make(chan struct{})
+// blockedNotifier returns a notifier whose sender holds every message
+// until block is closed, and waits until its worker holds the first
+// message, enqueued here.
+func blockedNotifier(t *testing.T, opts NotifierOptions) (n *Notifier, block chan struct{}) {
+	t.Helper()
+	block = make(chan struct{})
 	started := make(chan struct{}, 1)
-	n := NewNotifier(NotifierOptions{QueueLen: 2, Logger: quiet()})
+	opts.Logger = quiet()
+	n = NewNotifier(opts)
 	n.SetSender(senderFunc(func(ctx context.Context, _ string) error {
 		select {
 		case started <- struct{}{}:
@@ -309,12 +314,17 @@ func TestPublishNeverBlocksWhenQueueIsFull(t *testing.T) {
 	if err := n.Enqueue("first"); err != nil {
 		t.Fatal(err)
 	}
-	select { // the worker holds "first"; the queue is empty again
+	select {
 	case <-started:
 	case <-time.After(10 * time.Second):
 		close(block)
 		t.Fatal("the worker did not start delivering the first message within 10s")
 	}
+	return n, block
+}
+
+func TestPublishNeverBlocksWhenQueueIsFull(t *testing.T) {
+	n, block := blockedNotifier(t, NotifierOptions{QueueLen: 2}) // the queue is empty again
 	for i := 0; i < 2; i++ {
 		if err := n.Enqueue("fill"); err != nil {
 			t.Fatalf("enqueue %d: %v", i, err)
@@ -339,31 +349,8 @@ func TestPublishNeverBlocksWhenQueueIsFull(t *testing.T) {
 }
 
 func TestSecondCloseHonoursItsContext(t *testing.T) {
-	block := make(chan struct{})
-	started := make(chan struct{}, 1)
-	n := NewNotifier(NotifierOptions{Logger: quiet()})
-	n.SetSender(senderFunc(func(ctx context.Context, _ string) error {
-		select {
-		case started <- struct{}{}:
-		default:
-		}
-		select {
-		case <-block:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}))
-	if err := n.Enqueue("slow"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		close(block)
-		t.Fatal("the worker did not start delivering within 10s")
-	}
-	// The first Close waits for "slow", which waits for block.
+	n, block := blockedNotifier(t, NotifierOptions{})
+	// The first Close waits for "first", which waits for block.
 	firstDone := make(chan struct{})
 	go func() {
 		defer close(firstDone)
