@@ -332,6 +332,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		if err == nil {
 			return resp, c.handleResponse(resp, method, path, out)
 		}
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			// The caller gave up while the transport failed on its own
+			// (e.g. a dropped connection): say both, so errors.Is finds
+			// the cancellation the caller asked for.
+			return nil, fmt.Errorf("client: %w (and the request's context ended: %w)", err, cerr)
+		}
 		if ctx.Err() != nil || attempt >= retries || !retryable(err) {
 			// err (a *url.Error) already names the method and URL.
 			return nil, fmt.Errorf("client: %w", err)
