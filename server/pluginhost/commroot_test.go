@@ -69,12 +69,7 @@ func TestPrepareCommRootSweepsLeftovers(t *testing.T) {
 // Without a configured root the host makes a private one and removes it
 // when it closes.
 func TestDefaultCommRootIsRemovedOnClose(t *testing.T) {
-	s := newFakeServer(t)
-	cfg := s.config()
-	installBinary(t, cfg.PluginRoot, "fake", "fake")
-	h := s.start(cfg)
-	s.savePlugin(&models.Plugin{Name: "f", Provider: "fake"})
-	waitRunning(t, h, "f")
+	_, h, _ := runningPlugin(t, "fake", &models.Plugin{Name: "f", Provider: "fake"}, nil)
 	sock, ok := h.SocketPath("f")
 	if !ok {
 		t.Fatal("no socket path")

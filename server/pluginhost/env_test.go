@@ -3,7 +3,6 @@ package pluginhost
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,13 +15,7 @@ import (
 // server's own RS_* variables (they may hold secrets).
 func TestPluginEnvironment(t *testing.T) {
 	t.Setenv("RS_ADMIN_PASSWORD", "server-secret")
-	s := newFakeServer(t)
-	cfg := s.config()
-	os.MkdirAll(cfg.PluginRoot, 0o750)
-	installBinary(t, cfg.PluginRoot, "fake", "fake")
-	h := s.start(cfg)
-	s.savePlugin(&models.Plugin{Name: "f", Provider: "fake"})
-	waitRunning(t, h, "f")
+	_, h, _ := runningPlugin(t, "fake", &models.Plugin{Name: "f", Provider: "fake"}, nil)
 	env := func(name string) map[string]any {
 		v, merr := runAction(t, h, ActionRequest{Prefix: SystemPrefix, Command: "env", Params: map[string]any{"name": name}})
 		if merr != nil {
@@ -33,10 +26,10 @@ func TestPluginEnvironment(t *testing.T) {
 	if got := env("RS_ADMIN_PASSWORD"); got["set"] != false {
 		t.Fatalf("server secret leaked into the plugin: %v", got)
 	}
-	if got := env("RS_ENDPOINT"); got["value"] != cfg.APIURL {
+	if got := env("RS_ENDPOINT"); got["value"] != h.cfg.APIURL {
 		t.Fatalf("RS_ENDPOINT: %v", got)
 	}
-	if got := env("RS_WEBROOT"); got["value"] != cfg.FileRoot {
+	if got := env("RS_WEBROOT"); got["value"] != h.cfg.FileRoot {
 		t.Fatalf("RS_WEBROOT: %v", got)
 	}
 	if got := env("RS_TOKEN"); got["value"] == "" {
@@ -47,14 +40,9 @@ func TestPluginEnvironment(t *testing.T) {
 // TestStopEscalates: a plugin that ignores /stop and SIGTERM is killed
 // after the grace periods.
 func TestStopEscalates(t *testing.T) {
-	s := newFakeServer(t)
-	cfg := s.config()
-	cfg.StopGrace = 300 * time.Millisecond
-	os.MkdirAll(cfg.PluginRoot, 0o750)
-	installBinary(t, cfg.PluginRoot, "stubborn", "stubborn")
-	h := s.start(cfg)
-	s.savePlugin(&models.Plugin{Name: "st", Provider: "stubborn"})
-	p := waitRunning(t, h, "st")
+	s, _, p := runningPlugin(t, "stubborn", &models.Plugin{Name: "st", Provider: "stubborn"}, func(cfg *Config) {
+		cfg.StopGrace = 300 * time.Millisecond
+	})
 	pid := p.cmd.Process.Pid
 	s.deletePlugin("st")
 	waitFor(t, 20*time.Second, "stubborn plugin killed", func() bool { return syscall.Kill(pid, 0) != nil })
@@ -70,13 +58,9 @@ func TestStopEscalates(t *testing.T) {
 // budget kills it instead: Shutdown returns, the process is gone and the
 // action's caller is answered with a 502.
 func TestShutdownBudgetKillsStuckPlugins(t *testing.T) {
-	s := newFakeServer(t)
-	cfg := s.config()
-	cfg.DrainTimeout, cfg.StopGrace = time.Minute, time.Minute
-	installBinary(t, cfg.PluginRoot, "stubborn", "stubborn")
-	h := s.start(cfg)
-	s.savePlugin(&models.Plugin{Name: "st", Provider: "stubborn"})
-	p := waitRunning(t, h, "st")
+	s, h, p := runningPlugin(t, "stubborn", &models.Plugin{Name: "st", Provider: "stubborn"}, func(cfg *Config) {
+		cfg.DrainTimeout, cfg.StopGrace = time.Minute, time.Minute
+	})
 	pid := p.cmd.Process.Pid
 	m := s.addMachine("m1", nil)
 	answered := make(chan error, 1)

@@ -515,3 +515,19 @@ func runAction(t testing.TB, h *Host, req ActionRequest) (any, *models.Error) {
 	}
 	return v, nil
 }
+
+// runningPlugin starts a host with the fake provider in mode installed
+// under plugin.Provider's name, saves plugin and waits until it runs.
+// edit, when not nil, adjusts the host config first.
+func runningPlugin(t *testing.T, mode string, plugin *models.Plugin, edit func(*Config)) (*fakeServer, *Host, *process) {
+	t.Helper()
+	s := newFakeServer(t)
+	cfg := s.config()
+	if edit != nil {
+		edit(&cfg)
+	}
+	installBinary(t, cfg.PluginRoot, mode, plugin.Provider)
+	h := s.start(cfg)
+	s.savePlugin(plugin)
+	return s, h, waitRunning(t, h, plugin.Name)
+}

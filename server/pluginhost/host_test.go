@@ -105,13 +105,7 @@ func TestDiscoveryHandshakeAndBrokenProviders(t *testing.T) {
 // TestActionParamResolution covers §5.4: body, object, profiles, global,
 // schema defaults, validation and DRP's error messages.
 func TestActionParamResolution(t *testing.T) {
-	s := newFakeServer(t)
-	cfg := s.config()
-	os.MkdirAll(cfg.PluginRoot, 0o750)
-	installBinary(t, cfg.PluginRoot, "fake", "fake")
-	h := s.start(cfg)
-	s.savePlugin(&models.Plugin{Name: "fake1", Provider: "fake"})
-	waitRunning(t, h, "fake1")
+	s, h, _ := runningPlugin(t, "fake", &models.Plugin{Name: "fake1", Provider: "fake"}, nil)
 	s.mu.Lock()
 	s.profiles["rack"] = &models.Profile{Name: "rack", Params: map[string]any{}}
 	s.mu.Unlock()
@@ -211,13 +205,7 @@ func TestActionParamResolution(t *testing.T) {
 // TestActionTimeoutAndCancel: a hanging action is answered with 504 at the
 // timeout, a cancelled caller stops the call, and the plugin stays healthy.
 func TestActionTimeoutAndCancel(t *testing.T) {
-	s := newFakeServer(t)
-	cfg := s.config()
-	os.MkdirAll(cfg.PluginRoot, 0o750)
-	installBinary(t, cfg.PluginRoot, "fake", "fake")
-	h := s.start(cfg)
-	s.savePlugin(&models.Plugin{Name: "fake1", Provider: "fake"})
-	waitRunning(t, h, "fake1")
+	s, h, _ := runningPlugin(t, "fake", &models.Plugin{Name: "fake1", Provider: "fake"}, nil)
 	m := s.addMachine("m1", nil)
 	_, merr := runAction(t, h, ActionRequest{Prefix: "machines", ID: m.Uuid.String(), Command: "sleep", Timeout: 200 * time.Millisecond})
 	if merr == nil || merr.Code != 504 || !strings.Contains(merr.Messages[0], "timed out after 200ms") {

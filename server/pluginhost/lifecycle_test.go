@@ -123,14 +123,9 @@ func TestLifecycleRules(t *testing.T) {
 // TestPublishQueueNeverBlocksTheBus: a slow HasPublish plugin loses
 // events (counted, noted) while publishing stays instantaneous.
 func TestPublishQueueNeverBlocksTheBus(t *testing.T) {
-	s := newFakeServer(t)
-	cfg := s.config()
-	cfg.PublishQueueLen = 2
-	os.MkdirAll(cfg.PluginRoot, 0o750)
-	installBinary(t, cfg.PluginRoot, "fake", "fake")
-	h := s.start(cfg)
-	s.savePlugin(&models.Plugin{Name: "f", Provider: "fake", Params: map[string]any{"fake/slow-publish": 0.3}})
-	waitRunning(t, h, "f")
+	s, h, _ := runningPlugin(t, "fake", &models.Plugin{Name: "f", Provider: "fake", Params: map[string]any{"fake/slow-publish": 0.3}}, func(cfg *Config) {
+		cfg.PublishQueueLen = 2
+	})
 	done := make(chan struct{})
 	go func() {
 		for i := 0; i < 200; i++ {
@@ -160,13 +155,9 @@ func TestPublishQueueNeverBlocksTheBus(t *testing.T) {
 // slow cancels the post in flight and drops the queue instead of feeding
 // it every queued event first (here 10 x 30 s).
 func TestStopDiscardsQueuedPublishes(t *testing.T) {
-	s := newFakeServer(t)
-	cfg := s.config()
-	cfg.PublishTimeout = 30 * time.Second
-	installBinary(t, cfg.PluginRoot, "fake", "fake")
-	h := s.start(cfg)
-	s.savePlugin(&models.Plugin{Name: "f", Provider: "fake", Params: map[string]any{"fake/slow-publish": 30}})
-	p := waitRunning(t, h, "f")
+	s, _, p := runningPlugin(t, "fake", &models.Plugin{Name: "f", Provider: "fake", Params: map[string]any{"fake/slow-publish": 30}}, func(cfg *Config) {
+		cfg.PublishTimeout = 30 * time.Second
+	})
 	pid := p.cmd.Process.Pid
 	for range 10 {
 		s.bus.Publish(models.Event{Type: "test", Action: "queued", Key: "k"})

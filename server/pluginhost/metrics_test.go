@@ -1,7 +1,6 @@
 package pluginhost
 
 import (
-	"os"
 	"testing"
 
 	"github.com/provisionhq/provision/models"
@@ -10,13 +9,7 @@ import (
 // TestMetricSeriesExistFromStart: once a plugin runs, each of its series
 // is exported at zero, before any action, restart or publish.
 func TestMetricSeriesExistFromStart(t *testing.T) {
-	s := newFakeServer(t)
-	cfg := s.config()
-	os.MkdirAll(cfg.PluginRoot, 0o750)
-	installBinary(t, cfg.PluginRoot, "fake", "fake")
-	h := s.start(cfg)
-	s.savePlugin(&models.Plugin{Name: "f", Provider: "fake"})
-	waitRunning(t, h, "f")
+	s, _, _ := runningPlugin(t, "fake", &models.Plugin{Name: "f", Provider: "fake"}, nil)
 	families, err := s.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
