@@ -350,7 +350,13 @@ func (a *API) waitForChange(c *gin.Context, prefix, id string, ro objects.Render
 	}
 }
 
-func (a *API) respondObject(c *gin.Context, status int, prefix string, obj models.Model) {
+// respondWrite answers a create, replace, patch or delete: err as a
+// models.Error, otherwise the resulting object rendered with status.
+func (a *API) respondWrite(c *gin.Context, status int, prefix string, obj models.Model, err error) {
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
 	ro, ok := a.renderOptions(c, prefix, obj.Key())
 	if !ok {
 		return
@@ -363,48 +369,54 @@ func (a *API) respondObject(c *gin.Context, status int, prefix string, obj model
 	c.Data(status, jsonType, buf)
 }
 
+// respondJSON answers err as a models.Error, otherwise v as JSON with 200.
+func respondJSON(c *gin.Context, v any, err error) {
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+// bodyObject reads the request body as an object of prefix (method names
+// the operation in errors). On failure it writes the error and returns
+// false.
+func (a *API) bodyObject(c *gin.Context, method, prefix string) (models.Model, bool) {
+	body, err := ReadBody(c)
+	if err != nil {
+		WriteError(c, err)
+		return nil, false
+	}
+	obj, err := a.opts.Objects.DecodeBody(method, prefix, body)
+	if err != nil {
+		WriteError(c, err)
+		return nil, false
+	}
+	return obj, true
+}
+
 func (a *API) create(c *gin.Context, prefix string) {
 	if !Require(c, prefix, "create", "*") {
 		return
 	}
-	body, err := ReadBody(c)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	obj, err := a.opts.Objects.DecodeBody("CREATE", prefix, body)
-	if err != nil {
-		WriteError(c, err)
+	obj, ok := a.bodyObject(c, "CREATE", prefix)
+	if !ok {
 		return
 	}
 	res, err := a.opts.Objects.Create(c.Request.Context(), PrincipalOf(c).Name, prefix, obj)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	a.respondObject(c, http.StatusCreated, prefix, res)
+	a.respondWrite(c, http.StatusCreated, prefix, res, err)
 }
 
 func (a *API) put(c *gin.Context, prefix, id string) {
 	if !Require(c, prefix, "update", id) {
 		return
 	}
-	body, err := ReadBody(c)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	obj, err := a.opts.Objects.DecodeBody("PUT", prefix, body)
-	if err != nil {
-		WriteError(c, err)
+	obj, ok := a.bodyObject(c, "PUT", prefix)
+	if !ok {
 		return
 	}
 	res, err := a.opts.Objects.Replace(c.Request.Context(), PrincipalOf(c).Name, prefix, id, obj)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	a.respondObject(c, http.StatusOK, prefix, res)
+	a.respondWrite(c, http.StatusOK, prefix, res, err)
 }
 
 func readPatch(c *gin.Context, prefix, id string) (jsonpatch2.Patch, error) {
@@ -430,11 +442,7 @@ func (a *API) patch(c *gin.Context, prefix, id string) {
 		return
 	}
 	res, err := a.opts.Objects.Patch(c.Request.Context(), PrincipalOf(c).Name, prefix, id, p)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	a.respondObject(c, http.StatusOK, prefix, res)
+	a.respondWrite(c, http.StatusOK, prefix, res, err)
 }
 
 func (a *API) delete(c *gin.Context, prefix, id string) {
@@ -442,11 +450,7 @@ func (a *API) delete(c *gin.Context, prefix, id string) {
 		return
 	}
 	res, err := a.opts.Objects.Delete(c.Request.Context(), PrincipalOf(c).Name, prefix, id)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	a.respondObject(c, http.StatusOK, prefix, res)
+	a.respondWrite(c, http.StatusOK, prefix, res, err)
 }
 
 func (a *API) paramOptions(c *gin.Context, prefix, id string) (objects.ParamOptions, bool) {
@@ -492,11 +496,7 @@ func (a *API) getParam(c *gin.Context, prefix, id, name string) {
 	}
 	o.Defaults = o.Aggregate
 	v, _, err := a.opts.Objects.GetParam(c.Request.Context(), prefix, id, name, o)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, v)
+	respondJSON(c, v, err)
 }
 
 func (a *API) setParams(c *gin.Context, prefix, id string) {
@@ -512,11 +512,7 @@ func (a *API) setParams(c *gin.Context, prefix, id string) {
 		p = map[string]any{}
 	}
 	res, err := a.opts.Objects.SetParams(c.Request.Context(), PrincipalOf(c).Name, prefix, id, p)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, res)
+	respondJSON(c, res, err)
 }
 
 func (a *API) patchParams(c *gin.Context, prefix, id string) {
@@ -529,11 +525,7 @@ func (a *API) patchParams(c *gin.Context, prefix, id string) {
 		return
 	}
 	res, err := a.opts.Objects.PatchParams(c.Request.Context(), PrincipalOf(c).Name, prefix, id, p)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, res)
+	respondJSON(c, res, err)
 }
 
 func (a *API) setParam(c *gin.Context, prefix, id, name string) {
@@ -551,11 +543,7 @@ func (a *API) setParam(c *gin.Context, prefix, id, name string) {
 		return
 	}
 	res, err := a.opts.Objects.SetParam(c.Request.Context(), PrincipalOf(c).Name, prefix, id, name, v)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, res[name])
+	respondJSON(c, res[name], err)
 }
 
 func (a *API) deleteParam(c *gin.Context, prefix, id, name string) {
@@ -563,11 +551,7 @@ func (a *API) deleteParam(c *gin.Context, prefix, id, name string) {
 		return
 	}
 	old, err := a.opts.Objects.DeleteParam(c.Request.Context(), PrincipalOf(c).Name, prefix, id, name)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, old)
+	respondJSON(c, old, err)
 }
 
 func (a *API) pubkey(c *gin.Context, prefix, id string) {
