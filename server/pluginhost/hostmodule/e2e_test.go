@@ -426,23 +426,7 @@ func TestLeavingWith403RemovesTheProvider(t *testing.T) {
 	if code, v := e.action(mp, "leave?plugin=fake1", map[string]any{"code": 403}); code != 200 {
 		t.Fatalf("leave 403: %d %s", code, errText(v))
 	}
-	for _, name := range []string{"fake1", "fake2"} {
-		waitFor(t, 20*time.Second, name+" reporting the removed provider", func() bool {
-			errs := e.pluginErrors(name)
-			return containsAny(errs, "Missing Plugin Provider: fake") &&
-				containsAny(errs, "Plugin provider fake removed: plugin fake1 left with 403: plugin: plugin/fake: asked to leave")
-		})
-	}
-	var pp models.PluginProviderInfo
-	if code, raw := e.do("GET", "/api/v3/plugin_providers/fake", nil, &pp); code != 200 || !containsAny(pp.Errors, "left with 403") {
-		t.Fatalf("provider record after removal: %d %s", code, raw)
-	}
-	if code, raw := e.do("GET", "/api/v3/params/fake/step", nil, nil); code != 404 {
-		t.Fatalf("content layer of the removed provider: %d %s", code, raw)
-	}
-	if code, v := e.action("/api/v3/system", "pid?plugin=fake1", nil); code == 200 {
-		t.Fatalf("removed provider still runs actions: %v", v)
-	}
+	e.checkProviderRemoved(t, "Plugin provider fake removed: plugin fake1 left with 403: plugin: plugin/fake: asked to leave", "left with 403")
 
 	// Uploading it again brings the provider and both instances back.
 	if code, raw := e.upload("fake", "fake", ""); code != 201 {
@@ -455,6 +439,30 @@ func TestLeavingWith403RemovesTheProvider(t *testing.T) {
 	})
 }
 
+// checkProviderRemoved waits until instances fake1 and fake2 both report
+// the fake provider missing and removed with why, then checks that the
+// provider record says recordSays, its content layer is gone and fake1
+// runs no actions.
+func (e *env) checkProviderRemoved(t *testing.T, why, recordSays string) {
+	t.Helper()
+	for _, name := range []string{"fake1", "fake2"} {
+		waitFor(t, 20*time.Second, name+" reporting the removed provider", func() bool {
+			errs := e.pluginErrors(name)
+			return containsAny(errs, "Missing Plugin Provider: fake") && containsAny(errs, why)
+		})
+	}
+	var pp models.PluginProviderInfo
+	if code, raw := e.do("GET", "/api/v3/plugin_providers/fake", nil, &pp); code != 200 || !containsAny(pp.Errors, recordSays) {
+		t.Fatalf("provider record after removal: %d %s", code, raw)
+	}
+	if code, raw := e.do("GET", "/api/v3/params/fake/step", nil, nil); code != 404 {
+		t.Fatalf("content layer of the removed provider: %d %s", code, raw)
+	}
+	if code, v := e.action("/api/v3/system", "pid?plugin=fake1", nil); code == 200 {
+		t.Fatalf("removed provider still runs actions: %v", v)
+	}
+}
+
 // TestConfig403RemovesTheProvider: a plugin answering /config with 403
 // (DRP's licence denial) takes its provider down exactly like leaving
 // with 403: every instance (also a running one) stops and says why, the
@@ -465,23 +473,7 @@ func TestConfig403RemovesTheProvider(t *testing.T) {
 	e.createPlugin("fake1", "fake", nil)
 	e.waitPid("fake1")
 	e.createPlugin("fake2", "fake", map[string]any{"fake/fail-config": 403})
-	for _, name := range []string{"fake1", "fake2"} {
-		waitFor(t, 20*time.Second, name+" reporting the removed provider", func() bool {
-			errs := e.pluginErrors(name)
-			return containsAny(errs, "Missing Plugin Provider: fake") &&
-				containsAny(errs, "Plugin provider fake removed: plugin fake2 refused /config with 403: plugin: plugin/fake: config rejected: fake/fail-config is set")
-		})
-	}
-	var pp models.PluginProviderInfo
-	if code, raw := e.do("GET", "/api/v3/plugin_providers/fake", nil, &pp); code != 200 || !containsAny(pp.Errors, "refused /config with 403") {
-		t.Fatalf("provider record after removal: %d %s", code, raw)
-	}
-	if code, raw := e.do("GET", "/api/v3/params/fake/step", nil, nil); code != 404 {
-		t.Fatalf("content layer of the removed provider: %d %s", code, raw)
-	}
-	if code, v := e.action("/api/v3/system", "pid?plugin=fake1", nil); code == 200 {
-		t.Fatalf("removed provider still runs actions: %v", v)
-	}
+	e.checkProviderRemoved(t, "Plugin provider fake removed: plugin fake2 refused /config with 403: plugin: plugin/fake: config rejected: fake/fail-config is set", "refused /config with 403")
 
 	// Other refusal codes stop only that instance (covered for 400 by
 	// TestEndToEnd); fixing the params and uploading again restores both.
