@@ -7,6 +7,8 @@
 #   ./build.sh test     install the Debian packages the tests need, then gofmt
 #                       check, go vet and go test -race over the whole module
 #   ./build.sh bench    run the benchmarks listed in README.rst
+#   ./build.sh fuzz     run every Go fuzz target for FUZZTIME each (default
+#                       30s); their seed corpora already run in ./build.sh test
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -128,10 +130,32 @@ run_benches() {
 	done
 }
 
+# run_fuzz finds every Fuzz* target in the module (go test -list) and runs
+# each alone for FUZZTIME (go test -fuzz takes one target at a time). A
+# crasher is written by go test under the package's testdata/fuzz/, where
+# it becomes part of the seed corpus that ./build.sh test replays.
+run_fuzz() {
+	local fuzztime=${FUZZTIME:-30s} pkg line target failed=0 ran=0
+	for pkg in $(go list ./...); do
+		while IFS= read -r line; do
+			[[ $line == Fuzz* ]] || continue
+			target=$line
+			log "go test -run '^\$' -fuzz '^$target\$' -fuzztime $fuzztime $pkg"
+			ran=$((ran + 1))
+			if ! go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" "$pkg"; then
+				failed=$((failed + 1))
+			fi
+		done < <(go test -list '^Fuzz' "$pkg" 2>/dev/null)
+	done
+	log "fuzz: $ran targets, $failed failed"
+	((failed == 0))
+}
+
 case "${1:-}" in
 "") build ;;
 run) run ;;
 test) run_tests ;;
 bench) run_benches ;;
-*) die "unknown command '$1' (use: run, test, bench, or nothing to build)" ;;
+fuzz) run_fuzz ;;
+*) die "unknown command '$1' (use: run, test, bench, fuzz, or nothing to build)" ;;
 esac
