@@ -30,6 +30,10 @@ const (
 	DefaultMaxPatchOps    = 1000
 )
 
+// MaxStoreKeyBytes is the longest key the store (bbolt) accepts; Limits
+// never allow a longer MaxNameBytes.
+const MaxStoreKeyBytes = 32768
+
 // patchWorkFactor bounds the bytes a patch may insert or remove over all
 // its operations, as a multiple of MaxObjectBytes: a patch that copies and
 // removes a large value again and again stays under the size limit but
@@ -57,6 +61,8 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxNameBytes <= 0 {
 		l.MaxNameBytes = d.MaxNameBytes
 	}
+	// A longer key would reach the store and fail there (a 507).
+	l.MaxNameBytes = min(l.MaxNameBytes, MaxStoreKeyBytes)
 	if l.MaxPatchOps <= 0 {
 		l.MaxPatchOps = d.MaxPatchOps
 	}

@@ -267,3 +267,12 @@ func FuzzParseListQuery(f *testing.F) {
 		}
 	})
 }
+
+func TestLimitDefaultsAndStoreKeyCap(t *testing.T) {
+	if got := (Limits{}).withDefaults(); got != DefaultLimits() {
+		t.Fatalf("zero limits became %+v", got)
+	}
+	if got := (Limits{MaxNameBytes: 1 << 20}).withDefaults().MaxNameBytes; got != MaxStoreKeyBytes {
+		t.Fatalf("MaxNameBytes above the store's key limit kept: %d", got)
+	}
+}
