@@ -191,7 +191,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 	if s.keys, err = secrets.LoadOrCreate(cfg.BaseRoot); err != nil {
 		return nil, err
 	}
-	s.objs, err = objects.New(objects.Options{Store: st, Bus: s.bus, Keys: s.keys, Logger: log.With("component", "objects")})
+	s.objs, err = objects.New(objects.Options{Store: st, Bus: s.bus, Keys: s.keys, Logger: log.With("component", "objects"),
+		Limits: objects.Limits{MaxObjectBytes: cfg.MaxObjectBytes, MaxNameBytes: cfg.MaxNameBytes, MaxPatchOps: cfg.MaxPatchOps}})
 	if err != nil {
 		return nil, err
 	}

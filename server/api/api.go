@@ -428,6 +428,9 @@ func (a *API) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(keyPrincipal, p)
+	// Writes check what the caller grants against its own rights
+	// (auth.GuardUserRights) through the request context.
+	c.Request = c.Request.WithContext(auth.WithPrincipal(c.Request.Context(), p))
 }
 
 // --- fixed routes ---

@@ -216,7 +216,8 @@ type tokenClaims struct {
 	Gen string `json:"gen,omitempty"`
 }
 
-// New loads (or creates, mode 0600) the signing key in baseDir.
+// New loads (or creates, mode 0600) the signing key in baseDir, and adds
+// GuardUserRights to objs' users kind.
 func New(baseDir string, objs *objects.Service) (*Service, error) {
 	path := filepath.Join(baseDir, KeyFileName)
 	key, err := os.ReadFile(path)
@@ -238,6 +239,9 @@ func New(baseDir string, objs *objects.Service) (*Service, error) {
 	if len(key) < 32 {
 		return nil, fmt.Errorf("token key %s is too short (%d bytes)", path, len(key))
 	}
+	// No API caller may grant (or take over through a password) rights
+	// it does not hold itself.
+	objs.OnBeforeChange("users", GuardUserRights)
 	return &Service{objs: objs, key: key, live: map[string]struct{}{}, basic: map[[32]byte]time.Time{}, parsed: map[string]*tokenClaims{}}, nil
 }
 

@@ -56,6 +56,17 @@ type Config struct {
 	// LogLines is how many recent log lines (the server's and its
 	// plugins') are kept in memory for GET /api/v3/logs; 0 keeps none.
 	LogLines int
+	// MaxObjectBytes bounds the stored (JSON) size of any object after a
+	// write: the result of a create, replace, patch or param change, so a
+	// small request cannot make a large object. Writes beyond it answer
+	// 422 and store nothing.
+	MaxObjectBytes int64
+	// MaxNameBytes bounds an object's key, every unique index value (such
+	// as a machine's Name) and every param name (422 beyond it). It is at
+	// most MaxNameBytesLimit, the longest key the store can hold.
+	MaxNameBytes int
+	// MaxPatchOps bounds the operations of one JSON Patch (422 beyond it).
+	MaxPatchOps int
 }
 
 // Error is a setting that cannot work: a bad flag or RS_* value, an
@@ -71,6 +82,14 @@ func (e *Error) Error() string { return e.Err.Error() }
 
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
+
+// MaxNameBytesLimit is the largest MaxNameBytes: the longest key bbolt,
+// the store, accepts.
+const MaxNameBytesLimit = 32768
+
+// MinObjectBytes is the smallest MaxObjectBytes: below it the server's
+// own bootstrap objects would not fit.
+const MinObjectBytes = 4096
 
 // MaxLogLines bounds Config.LogLines (the ring is allocated up front).
 const MaxLogLines = 1_000_000
@@ -91,6 +110,9 @@ func Defaults() Config {
 		MaxActionTimeout: time.Hour,
 		WSQueueLen:       1000,
 		LogLines:         1000,
+		MaxObjectBytes:   1 << 20,
+		MaxNameBytes:     1024,
+		MaxPatchOps:      1000,
 	}
 }
 
@@ -153,6 +175,15 @@ func (c Config) Validate() error {
 	if c.LogLines < 0 || c.LogLines > MaxLogLines {
 		return fmt.Errorf("--log-lines must be between 0 and %d, not %d", MaxLogLines, c.LogLines)
 	}
+	if c.MaxObjectBytes < MinObjectBytes {
+		return fmt.Errorf("--max-object-bytes must be at least %d, not %d", MinObjectBytes, c.MaxObjectBytes)
+	}
+	if c.MaxNameBytes < 1 || c.MaxNameBytes > MaxNameBytesLimit {
+		return fmt.Errorf("--max-name-bytes must be between 1 and %d (the longest key the store holds), not %d", MaxNameBytesLimit, c.MaxNameBytes)
+	}
+	if c.MaxPatchOps < 1 {
+		return fmt.Errorf("--max-patch-ops must be positive, not %d", c.MaxPatchOps)
+	}
 	if c.WSQueueLen <= 0 {
 		return fmt.Errorf("--ws-queue-len must be positive")
 	}
@@ -193,6 +224,9 @@ func BindFlags(fs *pflag.FlagSet, cfg *Config) error {
 	fs.DurationVar(&cfg.MaxActionTimeout, "max-action-timeout", envDuration(e, "RS_MAX_ACTION_TIMEOUT", cfg.MaxActionTimeout), "upper bound of ?timeout= on plugin actions (RS_MAX_ACTION_TIMEOUT)")
 	fs.IntVar(&cfg.WSQueueLen, "ws-queue-len", envInt(e, "RS_WS_QUEUE_LEN", cfg.WSQueueLen), "pending events per websocket before events are dropped for that client (RS_WS_QUEUE_LEN)")
 	fs.IntVar(&cfg.LogLines, "log-lines", envInt(e, "RS_LOG_LINES", cfg.LogLines), "recent log lines kept in memory for GET /api/v3/logs, 0 keeps none (RS_LOG_LINES)")
+	fs.Int64Var(&cfg.MaxObjectBytes, "max-object-bytes", envInt64(e, "RS_MAX_OBJECT_BYTES", cfg.MaxObjectBytes), "largest stored object (JSON bytes) any create, update, patch or param write may produce (RS_MAX_OBJECT_BYTES)")
+	fs.IntVar(&cfg.MaxNameBytes, "max-name-bytes", envInt(e, "RS_MAX_NAME_BYTES", cfg.MaxNameBytes), "longest object key, unique index value (such as Name) or param name, in bytes (RS_MAX_NAME_BYTES)")
+	fs.IntVar(&cfg.MaxPatchOps, "max-patch-ops", envInt(e, "RS_MAX_PATCH_OPS", cfg.MaxPatchOps), "most operations in one JSON Patch (RS_MAX_PATCH_OPS)")
 	if len(e.bad) > 0 {
 		return &Error{Err: fmt.Errorf("cannot parse environment: %s", strings.Join(e.bad, "; "))}
 	}

@@ -31,6 +31,28 @@ func TestEnvFallbackAndFlagPrecedence(t *testing.T) {
 	}
 }
 
+func TestWriteLimitFlags(t *testing.T) {
+	cfg := Defaults()
+	if cfg.MaxObjectBytes != 1<<20 || cfg.MaxNameBytes != 1024 || cfg.MaxPatchOps != 1000 {
+		t.Fatalf("defaults %d %d %d", cfg.MaxObjectBytes, cfg.MaxNameBytes, cfg.MaxPatchOps)
+	}
+	t.Setenv("RS_MAX_OBJECT_BYTES", "65536")
+	t.Setenv("RS_MAX_NAME_BYTES", "200")
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	if err := BindFlags(fs, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Parse([]string{"--max-name-bytes", "300", "--max-patch-ops", "50"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxObjectBytes != 65536 || cfg.MaxNameBytes != 300 || cfg.MaxPatchOps != 50 {
+		t.Fatalf("cfg %d %d %d", cfg.MaxObjectBytes, cfg.MaxNameBytes, cfg.MaxPatchOps)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestBadEnvIsReported(t *testing.T) {
 	t.Setenv("RS_API_PORT", "eighty")
 	cfg := Defaults()
@@ -50,6 +72,10 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.MaxActionTimeout = c.ActionTimeout / 2 },
 		func(c *Config) { c.LogLines = -1 },
 		func(c *Config) { c.LogLines = MaxLogLines + 1 },
+		func(c *Config) { c.MaxObjectBytes = MinObjectBytes - 1 },
+		func(c *Config) { c.MaxNameBytes = 0 },
+		func(c *Config) { c.MaxNameBytes = MaxNameBytesLimit + 1 },
+		func(c *Config) { c.MaxPatchOps = 0 },
 	} {
 		c := Defaults()
 		mut(&c)

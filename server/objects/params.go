@@ -85,6 +85,10 @@ func (s *Service) validateAgainst(def *models.Param, value any) error {
 // is kept as is. Caller holds the lock.
 func (s *Service) checkParams(params, old map[string]any) error {
 	for name, val := range params {
+		if len(name) > s.limits.MaxNameBytes {
+			return fmt.Errorf("param name %q is %d bytes long, more than the limit of %d bytes (%s)",
+				shortKey(name), len(name), s.limits.MaxNameBytes, nameBytesFlag)
+		}
 		if !models.ParamNameRE.MatchString(name) {
 			return fmt.Errorf("Invalid param name %q", name)
 		}
@@ -385,7 +389,7 @@ func (s *Service) PatchParams(ctx context.Context, principal, prefix, id string,
 		if err != nil {
 			return err
 		}
-		out, perr := applyPatch(prefix, id, patch, base)
+		out, perr := applyPatch(prefix, id, patch, base, s.limits)
 		if perr != nil {
 			return perr
 		}
@@ -403,29 +407,6 @@ func (s *Service) PatchParams(ctx context.Context, principal, prefix, id string,
 	})
 }
 
-// applyPatch applies patch to base, turning failures into DRP-style errors:
-// a failing test op is a 409 conflict, any other failure a 422.
-func applyPatch(prefix, key string, patch jsonpatch2.Patch, base []byte) ([]byte, *models.Error) {
-	out, err, loc := patch.Apply(base)
-	if err == nil {
-		return out, nil
-	}
-	msg := err.Error()
-	code := 422
-	op := ""
-	if loc >= 0 && loc < len(patch) {
-		op = fmt.Sprintf(" (%s %s)", patch[loc].Op, patch[loc].Path)
-		if patch[loc].Op == "test" {
-			code = 409
-		}
-	}
-	if strings.HasPrefix(msg, "Selector ") || strings.Contains(msg, "not a member") {
-		msg = "path does not exist"
-	}
-	return nil, &models.Error{Model: prefix, Key: key, Type: "PATCH", Code: code,
-		Messages: []string{fmt.Sprintf("Patch error at line %d%s: %s", loc, op, msg)}}
-}
-
 // Patch applies an RFC 6902 patch to the API form of an object (as GET
 // shows it; hidden fields are carried over) and stores the result.
 func (s *Service) Patch(ctx context.Context, principal, prefix, id string, patch jsonpatch2.Patch) (models.Model, error) {
@@ -438,7 +419,7 @@ func (s *Service) Patch(ctx context.Context, principal, prefix, id string, patch
 		if perr != nil {
 			return nil, nil, perr
 		}
-		out, perr := applyPatch(prefix, old.key, patch, old.view)
+		out, perr := applyPatch(prefix, old.key, patch, old.view, s.limits)
 		if perr != nil {
 			return nil, nil, perr
 		}

@@ -34,6 +34,8 @@ type Options struct {
 	Schemas *paramschema.Validator
 	// Logger logs load problems; slog.Default() when nil.
 	Logger *slog.Logger
+	// Limits bound every write; zero fields take DefaultLimits.
+	Limits Limits
 }
 
 // entry is one cached object. Nothing in an entry is mutated after it is
@@ -55,6 +57,7 @@ type Service struct {
 	keys    *secrets.Keeper
 	schemas *paramschema.Validator
 	log     *slog.Logger
+	limits  Limits
 
 	// writer admits one write at a time before it takes mu, so a write
 	// waiting behind others can give up when its context ends (a
@@ -81,6 +84,7 @@ func New(opts Options) (*Service, error) {
 	}
 	return &Service{
 		st: opts.Store, bus: opts.Bus, keys: opts.Keys, schemas: opts.Schemas, log: opts.Logger,
+		limits: opts.Limits.withDefaults(),
 		writer: make(chan struct{}, 1),
 		kinds:  map[string]*Kind{}, data: map[string]map[string]*entry{},
 		uniq:   map[string]map[string]map[string]string{},
@@ -701,6 +705,10 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 		return nil, &models.Error{Model: k.Prefix, Key: key, Type: "ValidationError", Code: 422,
 			Messages: []string{fmt.Sprintf("Key %q must not contain /", key)}}
 	}
+	if len(key) > s.limits.MaxNameBytes {
+		// Before anything else looks at it: bbolt cannot store such a key.
+		return nil, s.checkNames(k, key, obj, nil)
+	}
 	if old != nil && key != old.key {
 		return nil, &models.Error{Model: k.Prefix, Key: old.key, Type: typ, Code: 400,
 			Messages: []string{fmt.Sprintf("Key change from %s to %s not allowed", old.key, key)}}
@@ -750,6 +758,12 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 	e, err := s.makeEntry(k, obj)
 	if err != nil {
 		return nil, asModelError(err, typ, 500, k.Prefix, key)
+	}
+	if err := s.checkNames(k, key, obj, e.fields); err != nil {
+		return nil, err
+	}
+	if err := s.checkSize(k, key, old, e); err != nil {
+		return nil, err
 	}
 	for f, m := range s.uniq[k.Prefix] {
 		val, ok := fieldString(e.fields[f])
