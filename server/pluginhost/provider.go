@@ -262,6 +262,17 @@ func (h *Host) checkDefinition(def *models.PluginProvider) (*provider, error) {
 	return p, nil
 }
 
+// deniedContentSections are the object kinds a provider's content bundle
+// may not carry, with the reason. Plugins are untrusted code, and content
+// layers are written by the server itself (no caller's rights apply), so
+// a provider that shipped a user with a password hash it chose would hold
+// that user's rights beyond its own revocable token. DRP lets plugin
+// content carry any section; we refuse these and say so in the provider's
+// Errors.
+var deniedContentSections = map[string]string{
+	"users": "a plugin provider may not create users (users are the root of every right)",
+}
+
 // buildContent decodes the provider's embedded content bundle and applies
 // DRP's forced metadata (§1.7): Name/Version from the provider, Type
 // "plugin", default Description and Source. It also sets def.Meta.
@@ -274,6 +285,11 @@ func buildContent(def *models.PluginProvider) (*models.Content, error) {
 	}
 	if c.Sections == nil {
 		c.Sections = map[string]map[string]any{}
+	}
+	for prefix := range c.Sections {
+		if why, denied := deniedContentSections[prefix]; denied {
+			return nil, fmt.Errorf("content section %s: %s", prefix, why)
+		}
 	}
 	for prefix, objs := range c.Sections {
 		for key, obj := range objs {
