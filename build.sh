@@ -117,7 +117,9 @@ BENCHES=(
 )
 
 run_benches() {
-	local entry pkg re extra
+	local entry pkg re extra out
+	out=$(mktemp)
+	trap 'rm -f "$out"' RETURN
 	for entry in "${BENCHES[@]}"; do
 		read -r pkg re extra <<<"$entry"
 		if [[ ! -d $pkg ]]; then
@@ -126,8 +128,12 @@ run_benches() {
 		fi
 		log "go test -run '^$' -bench '$re' -benchmem ${extra:-} $pkg"
 		# shellcheck disable=SC2086 # extra holds zero or more flags
-		go test -run '^$' -bench "$re" -benchmem ${extra:-} "$pkg"
+		go test -run '^$' -bench "$re" -benchmem ${extra:-} "$pkg" | tee -a "$out"
 	done
+	# One table at the end: figure, floor, ours, ratio, goal
+	# (tools/benchsummary/figures.go lists the figures).
+	log "summary"
+	go run ./tools/benchsummary <"$out"
 }
 
 # run_fuzz finds every Fuzz* target in the module (go test -list) and runs
