@@ -34,7 +34,7 @@ func (r results) get(x ref) (float64, bool) {
 // summarise writes the table: figure, floor, ours, ratio, goal, verdict.
 func summarise(w io.Writer, figs []figure, r results) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIGURE\tFLOOR\tOURS\tRATIO\tGOAL\t")
+	fmt.Fprintln(tw, "FIGURE\tFLOOR\tOURS\tRATIO\tGOAL\tVERDICT\t")
 	for _, f := range figs {
 		floor, okF := r.get(f.Floor)
 		ours, okO := r.get(f.Ours)
