@@ -505,7 +505,7 @@ func (s *Server) Start(ctx context.Context) error {
 	errLog := slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelWarn)
 	apiSrv := &http.Server{
 		Handler:           s.api.Handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         tlsutil.ServerConfig(s.tlsCert),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
