@@ -43,8 +43,8 @@ type WSOptions struct {
 	// stops reading loses its connection instead of pinning resources.
 	WriteTimeout time.Duration
 	// MaxFilters bounds the filters one connection may register
-	// (default DefaultWSMaxFilters); further registers are acknowledged
-	// but ignored with a warning.
+	// (default DefaultWSMaxFilters); further registers are refused with
+	// an error acknowledgement.
 	MaxFilters int
 	// ReadLimit bounds one client frame in bytes (default
 	// DefaultWSReadLimit); a larger frame closes the connection.
@@ -309,37 +309,55 @@ func (w *wsConn) readLoop(ioCtx context.Context) {
 
 // handle applies one client request and queues its acknowledgement. It
 // returns false when ioCtx ended while waiting to queue.
+//
+// Every request gets exactly one acknowledgement of Type AckType with the
+// request's command as Action and its argument as Key, so DRP's client,
+// which waits for one "websocket" event per register it sends, never
+// hangs. An applied request's acknowledgement has no Object (as before and
+// as DRP sends it); a refused one (unknown command, invalid filter, too
+// many filters) carries a *models.Error in Object saying what to fix.
 func (w *wsConn) handle(ioCtx context.Context, msg string) bool {
 	cmd, arg, _ := strings.Cut(strings.TrimSpace(msg), " ")
 	arg = strings.TrimSpace(arg)
-	switch cmd {
-	case "register", "deregister":
-	default:
-		w.log.Warn("websocket: ignoring unknown request; want \"register <filter>\" or \"deregister <filter>\"", "request", truncate(msg, 80))
-		return true
+	ack := models.Event{Time: time.Now().UTC(), Type: AckType, Action: truncate(cmd, 32), Key: truncate(arg, 256), Principal: w.principal}
+	if refusal := w.apply(cmd, arg); refusal != nil {
+		w.log.Warn("websocket: refusing request", "request", truncate(msg, 80), "error", refusal.Messages[0])
+		ack.Object = refusal
 	}
-	f, err := models.ParseEventFilter(arg)
-	switch {
-	case err != nil:
-		w.log.Warn("websocket: bad filter", "request", cmd, "error", err)
-	case cmd == "register":
-		if w.filters.Len() >= w.h.opts.MaxFilters {
-			w.log.Warn("websocket: too many filters, ignoring register", "filter", truncate(arg, 80), "max", w.h.opts.MaxFilters)
-		} else {
-			w.filters.Register(f)
-		}
-	default:
-		w.filters.Deregister(f)
-	}
-	// Acknowledge every request, applied or not: DRP's client waits for
-	// one "websocket" event per request it sends.
-	ack := models.Event{Time: time.Now().UTC(), Type: AckType, Action: cmd, Key: arg, Principal: w.principal}
 	select {
 	case w.acks <- ack:
 		return true
 	case <-ioCtx.Done():
 		return false
 	}
+}
+
+// apply performs one register/deregister request, or returns why it
+// cannot.
+func (w *wsConn) apply(cmd, arg string) *models.Error {
+	refuse := func(format string, args ...any) *models.Error {
+		e := models.NewError("ValidationError", http.StatusBadRequest, format, args...)
+		e.Model, e.Key = AckType, truncate(arg, 256)
+		return e
+	}
+	switch cmd {
+	case "register", "deregister":
+	default:
+		return refuse("unknown request %q: send \"register <filter>\" or \"deregister <filter>\"", truncate(cmd, 32))
+	}
+	f, err := models.ParseEventFilter(arg)
+	if err != nil {
+		return refuse("invalid filter %q: %v (a filter is <type>.<action>.<key>, each part * or a comma list)", truncate(arg, 80), err)
+	}
+	if cmd == "deregister" {
+		w.filters.Deregister(f)
+		return nil
+	}
+	if w.filters.Len() >= w.h.opts.MaxFilters {
+		return refuse("too many filters on this connection: limit %d; deregister some first", w.h.opts.MaxFilters)
+	}
+	w.filters.Register(f)
+	return nil
 }
 
 func truncate(s string, n int) string {
