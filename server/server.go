@@ -41,6 +41,7 @@ import (
 	"github.com/provisionhq/provision/server/logbuf"
 	"github.com/provisionhq/provision/server/objects"
 	"github.com/provisionhq/provision/server/secrets"
+	"github.com/provisionhq/provision/server/staticfs"
 	"github.com/provisionhq/provision/server/store"
 	"github.com/provisionhq/provision/server/tlsutil"
 )
@@ -518,9 +519,11 @@ func (s *Server) Start(ctx context.Context) error {
 	go func() { s.serveErr <- apiSrv.ServeTLS(apiLn, "", "") }()
 	if staticLn != nil {
 		staticSrv := &http.Server{
-			Handler:           http.FileServer(http.Dir(s.cfg.FileRoot())),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			Handler:           staticfs.New(s.cfg.FileRoot(), s.cfg.StaticListing),
+			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+			ReadTimeout:       s.cfg.ReadTimeout,
+			IdleTimeout:       s.cfg.IdleTimeout,
+			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          errLog,
 		}
 		s.mu.Lock()
