@@ -56,6 +56,9 @@ type WSOptions struct {
 	// every request; the API layer normally authenticates itself and
 	// calls ServeWS.
 	Authenticate func(r *http.Request) (principal string, allow func(*models.Event) bool, err *models.Error)
+	// Limits cap open websockets (per principal, in total); zero fields
+	// do not limit.
+	Limits WSLimits
 	// Logger receives connection warnings (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -74,6 +77,7 @@ type WebsocketHandler struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	conns  atomic.Int64
+	admit  *wsAdmission
 }
 
 // NewWebsocketHandler returns a handler that streams events from bus.
@@ -95,7 +99,7 @@ func NewWebsocketHandler(bus *Bus, opts WSOptions) *WebsocketHandler {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &WebsocketHandler{bus: bus, opts: opts, log: log, ctx: ctx, cancel: cancel}
+	return &WebsocketHandler{bus: bus, opts: opts, log: log, ctx: ctx, cancel: cancel, admit: newWSAdmission(opts.Limits)}
 }
 
 // ServeHTTP authenticates the request with WSOptions.Authenticate and then
@@ -141,6 +145,33 @@ func (h *WebsocketHandler) Close() { h.cancel() }
 // allows everything). allow runs on the connection's own goroutine, never
 // inside Bus.Publish, so a slow check cannot slow the bus.
 func (h *WebsocketHandler) ServeWS(w http.ResponseWriter, r *http.Request, principal string, allow func(*models.Event) bool) {
+	h.ServeClient(w, r, WSClient{Principal: principal, Allow: allow})
+}
+
+// WSClient is the authenticated peer of a websocket.
+type WSClient struct {
+	// Principal names the client in acknowledgements, logs and the
+	// per-principal cap.
+	Principal string
+	// Allow is the connection's rights check (nil allows everything).
+	Allow func(*models.Event) bool
+	// Superuser lets the client use the reserve of WSLimits.Total.
+	Superuser bool
+}
+
+// ServeClient is ServeWS for a client that may be a superuser. A client
+// over a WSLimits cap gets the refusal (429 or 503, a models.Error naming
+// the limit) instead of an upgrade.
+func (h *WebsocketHandler) ServeClient(w http.ResponseWriter, r *http.Request, cl WSClient) {
+	principal, allow := cl.Principal, cl.Allow
+	release, refusal := h.admit.admit(principal, cl.Superuser)
+	if refusal != nil {
+		h.log.Warn("websocket: refused", "principal", principal, "remote", r.RemoteAddr, "error", refusal.Messages[0])
+		w.Header().Set("Retry-After", "1")
+		writeError(w, refusal)
+		return
+	}
+	defer release()
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		// Any Origin is accepted on purpose: clients are CLIs and plugins,
 		// not browsers carrying ambient cookies, and every connection has
