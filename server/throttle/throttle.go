@@ -40,7 +40,7 @@ func New(burst int, window time.Duration, now func() time.Time) *Throttle {
 	return &Throttle{burst: float64(burst), window: window, rate: float64(burst) / window.Seconds(), now: now, buckets: map[string]*bucket{}}
 }
 
-// Burst and Window return the throttle's settings.
+// Burst is how many failures a key may make before it is throttled.
 func (t *Throttle) Burst() int { return int(t.burst) }
 
 // Window is the time in which Burst failures are forgiven.
