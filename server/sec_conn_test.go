@@ -139,3 +139,50 @@ func TestSlowBodyCutByReadTimeout(t *testing.T) {
 		t.Fatal("connection still open after the read timeout")
 	}
 }
+
+// TestReadTimeoutSparesLongRequests: --read-timeout bounds bodies only. A
+// long-poll and a websocket outlive it (net/http would cancel a handler
+// whose connection read deadline passes), and so does an ordinary request
+// on a keep-alive connection opened long before.
+func TestReadTimeoutSparesLongRequests(t *testing.T) {
+	ts := servertest.Start(t, servertest.Options{Config: func(c *config.Config) { c.ReadTimeout = time.Second }})
+	admin := servertest.BasicAuth(servertest.AdminUser, ts.AdminPassword)
+	hc := clientFrom("127.0.0.1")
+	ws, wsCode, wsBody := wsDial(t, ts, admin)
+	if wsCode != http.StatusSwitchingProtocols {
+		t.Fatalf("websocket: %d %s", wsCode, wsBody)
+	}
+	wsRegister(t, ws, "machines.*.*")
+
+	code, body, _ := do(t, hc, ts, admin, "POST", "/api/v3/machines", `{"Name":"lp"}`)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	var m struct{ Uuid string }
+	mustJSON(t, body, &m)
+	if e := wsNext(t, ws); e.Action != "create" {
+		t.Fatalf("event %+v", e)
+	}
+	_, _, h := do(t, hc, ts, admin, "GET", "/api/v3/machines/"+m.Uuid, "")
+	etag := h.Get("ETag")
+	req, _ := http.NewRequest("GET", ts.URL+"/api/v3/machines/"+m.Uuid, nil)
+	req.Header.Set("Authorization", admin)
+	req.Header.Set("If-None-Match", etag)
+	req.Header.Set("Prefer", "wait=3s") // three read timeouts
+	start := time.Now()
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("long-poll: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified || time.Since(start) < 3*time.Second {
+		t.Fatalf("long-poll past --read-timeout: %d after %s, want 304 after the 3 s wait", resp.StatusCode, time.Since(start))
+	}
+	// The websocket, idle for three read timeouts, still delivers.
+	if code, body, _ := do(t, hc, ts, admin, "PUT", "/api/v3/machines/"+m.Uuid, `{"Name":"lp","Uuid":"`+m.Uuid+`","Description":"after"}`); code != 200 {
+		t.Fatalf("update: %d %s", code, body)
+	}
+	if e := wsNext(t, ws); e.Action != "update" && e.Action != "save" {
+		t.Fatalf("event after the wait %+v", e)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/server/config"
 	"github.com/provisionhq/provision/server/servertest"
 )
@@ -91,4 +92,27 @@ func TestWebsocketFloodCapped(t *testing.T) {
 			t.Errorf("provision_websockets_refused_total{reason=%q} = %v, want %v", reason, got, want)
 		}
 	}
+}
+
+func wsRegister(t *testing.T, c *websocket.Conn, filter string) {
+	t.Helper()
+	if err := c.Write(context.Background(), websocket.MessageText, []byte("register "+filter)); err != nil {
+		t.Fatal(err)
+	}
+	if ack := wsNext(t, c); ack.Type != "websocket" || ack.Key != filter || ack.Object != nil {
+		t.Fatalf("ack %+v", ack)
+	}
+}
+
+func wsNext(t *testing.T, c *websocket.Conn) models.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, buf, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("websocket read: %v", err)
+	}
+	var e models.Event
+	mustJSON(t, buf, &e)
+	return e
 }

@@ -62,10 +62,10 @@ type Options struct {
 	// Logs returns the recent log lines served at /api/v3/logs (oldest
 	// first); nil serves none.
 	Logs func() []models.LogLine
-	// ReadTimeout bounds reading a request's body (it must equal the
-	// http.Server's ReadTimeout): plugin actions and uploads get their
-	// longer time limit instead; once the body is read, the request time
-	// limit alone bounds the handler.
+	// ReadTimeout is the http.Server's ReadTimeout, which bounds reading
+	// a request's body: plugin actions and uploads get their longer time
+	// limit instead; once the body is read, the request time limit alone
+	// bounds the handler.
 	ReadTimeout time.Duration
 	// ReserveHint explains the connection reserve in the 503 answered to
 	// a non-superuser request on a reserve connection (see
@@ -431,7 +431,7 @@ func (a *API) limit(c *gin.Context) {
 	if ruled || n > a.opts.MaxBodyBytes {
 		budget = max(budget, timeout)
 	}
-	a.readDeadline(c, stream, budget)
+	a.readDeadline(c, budget)
 	if !stream && timeout > 0 {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), timeout)
 		defer cancel()
@@ -440,42 +440,20 @@ func (a *API) limit(c *gin.Context) {
 	c.Next()
 }
 
-// readDeadline adapts the connection's read deadline, which the
-// http.Server set to ReadTimeout for the whole request, to this request.
-// The body must arrive within budget (ReadTimeout or longer); once it has
-// (or when there is none, or for a stream) the deadline is lifted, since
-// net/http would otherwise cancel a handler that outlives it, and the
-// handler's time is bounded by the request time limit instead.
-func (a *API) readDeadline(c *gin.Context, stream bool, budget time.Duration) {
-	rc := http.NewResponseController(c.Writer)
-	set := func(t time.Time) {
-		if err := rc.SetReadDeadline(t); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			a.log.Debug("set read deadline", "path", c.Request.URL.Path, "error", err)
-		}
-	}
-	if stream || c.Request.Body == nil || c.Request.Body == http.NoBody {
-		set(time.Time{})
+// readDeadline gives the body of this request budget to arrive when that
+// is longer than the http.Server's ReadTimeout, which it set as the read
+// deadline of the whole request. net/http itself lifts the deadline once
+// the body has been read (or at once when there is none, as for
+// websockets and long-polls), so the handler's time is bounded by the
+// request time limit, not by ReadTimeout.
+func (a *API) readDeadline(c *gin.Context, budget time.Duration) {
+	if c.Request.Body == nil || c.Request.Body == http.NoBody || budget <= a.opts.ReadTimeout {
 		return
 	}
-	if budget > a.opts.ReadTimeout {
-		set(time.Now().Add(budget))
+	err := http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(budget))
+	if err != nil && !errors.Is(err, http.ErrNotSupported) {
+		a.log.Debug("set read deadline", "path", c.Request.URL.Path, "error", err)
 	}
-	c.Request.Body = &bodyDone{ReadCloser: c.Request.Body, done: func() { set(time.Time{}) }}
-}
-
-// bodyDone calls done once when the body has been read to its end.
-type bodyDone struct {
-	io.ReadCloser
-	done func()
-	once sync.Once
-}
-
-func (b *bodyDone) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if errors.Is(err, io.EOF) {
-		b.once.Do(b.done)
-	}
-	return n, err
 }
 
 // reserveGate serves a request on a reserve connection (the last slots
