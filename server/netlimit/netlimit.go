@@ -41,23 +41,28 @@ const (
 // Metrics are the connection-limit metrics shared by every limited
 // listener (labelled by listener name).
 type Metrics struct {
-	refused *prometheus.CounterVec
-	open    *prometheus.GaugeVec
+	refused  *prometheus.CounterVec
+	accepted *prometheus.CounterVec
+	open     *prometheus.GaugeVec
 }
 
-// NewMetrics registers provision_connections_refused_total{listener,reason}
-// and provision_connections_open{listener} on reg.
+// NewMetrics registers provision_connections_refused_total{listener,reason},
+// provision_connections_accepted_total{listener} and
+// provision_connections_open{listener} on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "provision_connections_refused_total",
 			Help: "Connections closed because a connection cap was reached, by listener and reason: total, per_ip, reserve (a reserve connection's request was not a superuser's), evicted (an unclaimed reserve connection made way for a newer one).",
 		}, []string{"listener", "reason"}),
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "provision_connections_accepted_total", Help: "Connections accepted within the caps, by listener.",
+		}, []string{"listener"}),
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "provision_connections_open", Help: "Open connections by listener.",
 		}, []string{"listener"}),
 	}
-	reg.MustRegister(m.refused, m.open)
+	reg.MustRegister(m.refused, m.accepted, m.open)
 	return m
 }
 
@@ -155,6 +160,7 @@ func (l *Listener) admit(c net.Conn, ip string) (*Conn, *Conn, string) {
 	l.perIP[ip]++
 	if l.opts.Metrics != nil {
 		l.opts.Metrics.open.WithLabelValues(l.opts.Name).Set(float64(l.total))
+		l.opts.Metrics.accepted.WithLabelValues(l.opts.Name).Inc()
 	}
 	lc := &Conn{Conn: c, l: l, ip: ip, reserve: l.total > l.opts.Max-l.opts.Reserve}
 	if lc.reserve {
