@@ -63,9 +63,9 @@ type Config struct {
 	// handshake) on both listeners.
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds reading a whole request, body included, on both
-	// listeners. API requests with a longer time limit (plugin actions,
-	// long-polls) get that limit instead; websockets lose it once
-	// upgraded.
+	// listeners. Plugin actions and provider uploads get their longer time
+	// limit instead; once a body is read (at once without one, as for
+	// websockets and long-polls) the request time limit applies.
 	ReadTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle this long.
 	IdleTimeout time.Duration
@@ -281,7 +281,7 @@ func BindFlags(fs *pflag.FlagSet, cfg *Config) error {
 func bindLimitFlags(fs *pflag.FlagSet, e *envErrs, cfg *Config) {
 	fs.BoolVar(&cfg.StaticListing, "static-listing", envBool(e, "RS_STATIC_LISTING", cfg.StaticListing), "list directories on the static file server (RS_STATIC_LISTING)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", envDuration(e, "RS_READ_HEADER_TIMEOUT", cfg.ReadHeaderTimeout), "time limit for the TLS handshake and a request's headers, both listeners (RS_READ_HEADER_TIMEOUT)")
-	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", envDuration(e, "RS_READ_TIMEOUT", cfg.ReadTimeout), "time limit for reading a whole request, body included; API requests with a longer limit (plugin actions, long-polls) get that one (RS_READ_TIMEOUT)")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", envDuration(e, "RS_READ_TIMEOUT", cfg.ReadTimeout), "time limit for reading a whole request, body included (408 on the API); plugin actions and provider uploads get their longer limit (RS_READ_TIMEOUT)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", envDuration(e, "RS_IDLE_TIMEOUT", cfg.IdleTimeout), "close keep-alive connections idle this long, both listeners (RS_IDLE_TIMEOUT)")
 	fs.IntVar(&cfg.APIMaxConns, "api-max-conns", envInt(e, "RS_API_MAX_CONNS", cfg.APIMaxConns), "open connections on the API listener, the last --admin-reserve-conns for superusers only (RS_API_MAX_CONNS)")
 	fs.IntVar(&cfg.APIMaxConnsPerIP, "api-max-conns-per-ip", envInt(e, "RS_API_MAX_CONNS_PER_IP", cfg.APIMaxConnsPerIP), "open API connections from one source address (RS_API_MAX_CONNS_PER_IP)")
