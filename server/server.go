@@ -39,9 +39,12 @@ import (
 	"github.com/provisionhq/provision/server/contentlayer"
 	"github.com/provisionhq/provision/server/events"
 	"github.com/provisionhq/provision/server/logbuf"
+	"github.com/provisionhq/provision/server/netlimit"
 	"github.com/provisionhq/provision/server/objects"
 	"github.com/provisionhq/provision/server/secrets"
+	"github.com/provisionhq/provision/server/staticfs"
 	"github.com/provisionhq/provision/server/store"
+	"github.com/provisionhq/provision/server/throttle"
 	"github.com/provisionhq/provision/server/tlsutil"
 )
 
@@ -98,6 +101,9 @@ type Options struct {
 	LogOutput io.Writer
 	// Stdout receives the one-time admin password notice (default os.Stdout).
 	Stdout io.Writer
+	// Now is the clock of the failed-login throttle (default time.Now);
+	// tests inject one to expire the throttle without waiting.
+	Now func() time.Time
 }
 
 // Server is one running provisiond.
@@ -114,6 +120,7 @@ type Server struct {
 	ws      *events.WebsocketHandler
 	api     *api.API
 	reg     *prometheus.Registry
+	conns   *netlimit.Metrics
 	id      string
 	tlsCert tls.Certificate
 
@@ -216,12 +223,21 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Server, err e
 		return nil, err
 	}
 	s.loadBaseContent(ctx)
-	s.ws = events.NewWebsocketHandler(s.bus, events.WSOptions{QueueLen: cfg.WSQueueLen, Logger: log.With("component", "websocket")})
+	s.ws = events.NewWebsocketHandler(s.bus, events.WSOptions{QueueLen: cfg.WSQueueLen, Logger: log.With("component", "websocket"),
+		Limits: events.WSLimits{PerPrincipal: cfg.WSMaxPerPrincipal, Total: cfg.WSMax, Reserve: cfg.AdminReserveConns, Metrics: s.reg,
+			PerPrincipalHint: "--ws-max-per-principal / RS_WS_MAX_PER_PRINCIPAL",
+			TotalHint:        "--ws-max / RS_WS_MAX, reserve --admin-reserve-conns / RS_ADMIN_RESERVE_CONNS"}})
+	s.conns = netlimit.NewMetrics(s.reg)
+	logins := api.NewLoginThrottle(throttle.New(cfg.LoginBurst, cfg.LoginWindow, opts.Now),
+		"--login-burst / RS_LOGIN_BURST per --login-window / RS_LOGIN_WINDOW", s.reg)
 	s.api = api.New(api.Options{
 		Objects: s.objs, Auth: s.auth, Bus: s.bus, WS: s.ws, Info: s.Info,
 		Logger: log.With("component", "api"), Registry: s.reg, MetricsOpen: cfg.MetricsOpen,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
-		Logs: ring.Lines,
+		Logs: ring.Lines, ReadTimeout: cfg.ReadTimeout, Logins: logins,
+		ReserveHint: fmt.Sprintf("Limit %d connections (--api-max-conns / RS_API_MAX_CONNS), of which %d reserved (--admin-reserve-conns / RS_ADMIN_RESERVE_CONNS).",
+			cfg.APIMaxConns, cfg.AdminReserveConns),
+		OnReserveRefused: func() { s.conns.Refused("api", netlimit.ReasonReserve) },
 	})
 	for _, m := range opts.Modules {
 		if err := m.Setup(ctx, s); err != nil {
@@ -504,13 +520,18 @@ func (s *Server) Start(ctx context.Context) error {
 	apiLn, staticLn := s.apiLn, s.staticLn
 	s.mu.Unlock()
 	errLog := slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelWarn)
+	apiLn = netlimit.Wrap(apiLn, netlimit.Options{Name: "api", Max: s.cfg.APIMaxConns, PerIP: s.cfg.APIMaxConnsPerIP,
+		Reserve: s.cfg.AdminReserveConns, Metrics: s.conns})
 	apiSrv := &http.Server{
 		Handler:           s.api.Handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          errLog,
+		TLSConfig:         tlsutil.ServerConfig(s.tlsCert),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		// The API adapts the read deadline per request (api.Options.ReadTimeout).
+		ReadTimeout:    s.cfg.ReadTimeout,
+		IdleTimeout:    s.cfg.IdleTimeout,
+		MaxHeaderBytes: 64 << 10,
+		ConnContext:    netlimit.ConnContext,
+		ErrorLog:       errLog,
 	}
 	s.mu.Lock()
 	s.apiSrv = apiSrv
@@ -518,10 +539,14 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	go func() { s.serveErr <- apiSrv.ServeTLS(apiLn, "", "") }()
 	if staticLn != nil {
+		staticLn = netlimit.Wrap(staticLn, netlimit.Options{Name: "static", Max: s.cfg.StaticMaxConns, PerIP: s.cfg.StaticMaxConnsPerIP,
+			RefuseHTTP: true, Metrics: s.conns})
 		staticSrv := &http.Server{
-			Handler:           http.FileServer(http.Dir(s.cfg.FileRoot())),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			Handler:           staticfs.New(s.cfg.FileRoot(), s.cfg.StaticListing),
+			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+			ReadTimeout:       s.cfg.ReadTimeout,
+			IdleTimeout:       s.cfg.IdleTimeout,
+			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          errLog,
 		}
 		s.mu.Lock()

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/server/auth"
 	"github.com/provisionhq/provision/server/events"
+	"github.com/provisionhq/provision/server/netlimit"
 	"github.com/provisionhq/provision/server/objects"
 )
 
@@ -60,6 +62,19 @@ type Options struct {
 	// Logs returns the recent log lines served at /api/v3/logs (oldest
 	// first); nil serves none.
 	Logs func() []models.LogLine
+	// ReadTimeout is the http.Server's ReadTimeout, which bounds reading
+	// a request's body: plugin actions and uploads get their longer time
+	// limit instead; once the body is read, the request time limit alone
+	// bounds the handler.
+	ReadTimeout time.Duration
+	// ReserveHint explains the connection reserve in the 503 answered to
+	// a non-superuser request on a reserve connection (see
+	// netlimit.Reserved), e.g. which flags set it.
+	ReserveHint string
+	// OnReserveRefused is called for every such refusal (metrics).
+	OnReserveRefused func()
+	// Logins throttles failed password logins; nil does not throttle.
+	Logins *LoginThrottle
 }
 
 // ctx keys stored on the gin context.
@@ -138,7 +153,7 @@ func New(opts Options) *API {
 		}
 		return 0, false
 	})
-	e.Use(a.observe, a.recover, a.limit)
+	e.Use(a.observe, a.recover, a.limit, a.reserveGate)
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	metrics := promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})
 	if opts.MetricsOpen {
@@ -300,6 +315,11 @@ func ReadBody(c *gin.Context) ([]byte, error) {
 			return nil, &models.Error{Type: c.Request.Method, Key: c.Request.URL.Path, Code: http.StatusRequestEntityTooLarge,
 				Messages: []string{fmt.Sprintf("Request body larger than %d bytes", mbe.Limit)}}
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.Header("Connection", "close")
+			return nil, &models.Error{Type: c.Request.Method, Key: c.Request.URL.Path, Code: http.StatusRequestTimeout,
+				Messages: []string{"Request body not received in time: send it faster or raise --read-timeout (RS_READ_TIMEOUT)"}}
+		}
 		return nil, &models.Error{Type: c.Request.Method, Key: c.Request.URL.Path, Code: http.StatusBadRequest,
 			Messages: []string{"Cannot read body: " + err.Error()}}
 	}
@@ -389,10 +409,10 @@ func (a *API) limit(c *gin.Context) {
 	}
 	rules := a.rules
 	a.mu.RUnlock()
-	timeout := a.opts.RequestTimeout
+	timeout, ruled := a.opts.RequestTimeout, false
 	for _, rule := range rules {
 		if d, ok := rule(c.Request); ok {
-			timeout = d
+			timeout, ruled = d, true
 			break
 		}
 	}
@@ -401,9 +421,17 @@ func (a *API) limit(c *gin.Context) {
 			Messages: []string{fmt.Sprintf("Request body larger than %d bytes", n)}})
 		return
 	}
-	if c.Request.Body != nil {
+	if c.Request.Body != nil && c.Request.Body != http.NoBody {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
 	}
+	// The body of a request with its own time limit (plugin actions) or
+	// its own body limit (provider uploads) may take as long as the
+	// request; any other body must arrive within ReadTimeout.
+	budget := a.opts.ReadTimeout
+	if ruled || n > a.opts.MaxBodyBytes {
+		budget = max(budget, timeout)
+	}
+	a.readDeadline(c, budget)
 	if !stream && timeout > 0 {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), timeout)
 		defer cancel()
@@ -412,12 +440,62 @@ func (a *API) limit(c *gin.Context) {
 	c.Next()
 }
 
+// readDeadline gives the body of this request budget to arrive when that
+// is longer than the http.Server's ReadTimeout, which it set as the read
+// deadline of the whole request. net/http itself lifts the deadline once
+// the body has been read (or at once when there is none, as for
+// websockets and long-polls), so the handler's time is bounded by the
+// request time limit, not by ReadTimeout.
+func (a *API) readDeadline(c *gin.Context, budget time.Duration) {
+	if c.Request.Body == nil || c.Request.Body == http.NoBody || budget <= a.opts.ReadTimeout {
+		return
+	}
+	err := http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(budget))
+	if err != nil && !errors.Is(err, http.ErrNotSupported) {
+		a.log.Debug("set read deadline", "path", c.Request.URL.Path, "error", err)
+	}
+}
+
+// reserveGate serves a request on a reserve connection (the last slots
+// of the API listener's connection cap, see netlimit) only when it
+// authenticates as a superuser; anything else gets 503 and the
+// connection is closed, freeing the slot.
+func (a *API) reserveGate(c *gin.Context) {
+	if !netlimit.Reserved(c.Request.Context()) {
+		return
+	}
+	c.Header("Connection", "close")
+	if a.authenticate(c); c.IsAborted() {
+		return
+	}
+	if PrincipalOf(c).Covers(models.Claim{Scope: "*", Action: "*", Specific: "*"}) {
+		c.Writer.Header().Del("Connection")
+		netlimit.Claim(c.Request.Context())
+		return
+	}
+	if a.opts.OnReserveRefused != nil {
+		a.opts.OnReserveRefused()
+	}
+	c.Header("Retry-After", "1")
+	WriteError(c, &models.Error{Type: "LIMIT", Key: c.Request.URL.Path, Code: http.StatusServiceUnavailable,
+		Messages: []string{"Too many connections: the server is at its API connection limit and the remaining slots are reserved for superusers; retry later. " + a.opts.ReserveHint}})
+}
+
 func (a *API) authenticate(c *gin.Context) {
 	if PrincipalOf(c) != nil {
 		return
 	}
 	allowQuery := c.Request.URL.Path == Prefix+"/ws"
+	var throttled []string
+	if user, ok := passwordUser(c.Request, allowQuery); ok && a.opts.Logins != nil {
+		if throttled, ok = a.opts.Logins.take(c, user); !ok {
+			return
+		}
+	}
 	p, err := a.opts.Auth.Authenticate(c.Request.Context(), c.Request, allowQuery)
+	if err == nil && throttled != nil {
+		a.opts.Logins.refund(throttled)
+	}
 	if err != nil {
 		err.Type = "AUTH"
 		if err.Key == "" {
@@ -484,7 +562,8 @@ func (a *API) fixedRoutes() {
 	g.GET("/ws", func(c *gin.Context) {
 		p := PrincipalOf(c)
 		allow := func(e *models.Event) bool { return p.Allows(e.Type, "get", e.Key) }
-		a.opts.WS.ServeWS(c.Writer, c.Request, p.Name, allow)
+		a.opts.WS.ServeClient(c.Writer, c.Request, events.WSClient{Principal: p.Name, Allow: allow,
+			Superuser: p.Covers(models.Claim{Scope: "*", Action: "*", Specific: "*"})})
 	})
 }
 

@@ -160,3 +160,41 @@ func TestWebsocketSlowSubscriberIsolation(t *testing.T) {
 		t.Fatalf("metrics lack event/request counters")
 	}
 }
+
+// TestWebsocketInvalidFilterErrorAck: against a real provisiond, a
+// register with an invalid filter and an unknown command each get one
+// "websocket" acknowledgement carrying a 400 models.Error (so DRP's
+// client, which counts acks, does not hang), while a valid register's ack
+// keeps DRP's shape (no Object) and the connection keeps working.
+func TestWebsocketInvalidFilterErrorAck(t *testing.T) {
+	ts := servertest.Start(t, servertest.Options{})
+	c := dialWS(t, ts, servertest.BasicAuth(servertest.AdminUser, ts.AdminPassword), "")
+	send := func(msg string) {
+		t.Helper()
+		if err := c.Write(context.Background(), websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ msg, action, key, says string }{
+		{"register machines.create", "register", "machines.create", `invalid filter "machines.create"`},
+		{"subscribe machines.*.*", "subscribe", "machines.*.*", `unknown request "subscribe"`},
+	} {
+		send(tc.msg)
+		ack := readEvent(t, c)
+		var me models.Error
+		if err := ack.ObjectAs(&me); ack.Type != "websocket" || ack.Action != tc.action || ack.Key != tc.key || err != nil ||
+			me.Code != 400 || len(me.Messages) != 1 || !strings.Contains(me.Messages[0], tc.says) {
+			t.Fatalf("%q: ack %+v (Object %v, %v), want an error ack whose message contains %q", tc.msg, ack, ack.Object, err, tc.says)
+		}
+	}
+	send("register machines.*.*")
+	ack := readEvent(t, c)
+	if ack.Type != "websocket" || ack.Action != "register" || ack.Key != "machines.*.*" || ack.Object != nil {
+		t.Fatalf("valid register ack %+v, want websocket.register.machines.*.* without Object", ack)
+	}
+	var m models.Machine
+	call(t, ts, "POST", "/api/v3/machines", map[string]any{"Name": "after-bad-filter"}, &m)
+	if e := readEvent(t, c); e.Type != "machines" || e.Action != "create" {
+		t.Fatalf("after the refusals, got %s.%s, want machines.create", e.Type, e.Action)
+	}
+}

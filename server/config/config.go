@@ -67,6 +67,44 @@ type Config struct {
 	MaxNameBytes int
 	// MaxPatchOps bounds the operations of one JSON Patch (422 beyond it).
 	MaxPatchOps int
+
+	// StaticListing makes the static file server list directories.
+	StaticListing bool
+	// ReadHeaderTimeout bounds reading a request's headers (and the TLS
+	// handshake) on both listeners.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included, on both
+	// listeners. Plugin actions and provider uploads get their longer time
+	// limit instead; once a body is read (at once without one, as for
+	// websockets and long-polls) the request time limit applies.
+	ReadTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long.
+	IdleTimeout time.Duration
+	// APIMaxConns caps open connections on the API listener; the last
+	// AdminReserveConns of them serve only superuser requests.
+	APIMaxConns int
+	// APIMaxConnsPerIP caps open API connections from one source address.
+	APIMaxConnsPerIP int
+	// AdminReserveConns is the part of APIMaxConns (and of WSMax) kept for
+	// superusers.
+	AdminReserveConns int
+	// StaticMaxConns caps open connections on the static listener.
+	StaticMaxConns int
+	// StaticMaxConnsPerIP caps open static connections from one source
+	// address.
+	StaticMaxConnsPerIP int
+	// WSMax caps open websockets in total; the last AdminReserveConns of
+	// them are for superusers.
+	WSMax int
+	// WSMaxPerPrincipal caps open websockets of one principal.
+	WSMaxPerPrincipal int
+	// LoginBurst is how many failed password logins one source address,
+	// and one user name, may make before being throttled; they earn one
+	// more every LoginWindow/LoginBurst.
+	LoginBurst int
+	// LoginWindow is the time in which LoginBurst failed logins are
+	// forgiven.
+	LoginWindow time.Duration
 }
 
 // Error is a setting that cannot work: a bad flag or RS_* value, an
@@ -113,6 +151,19 @@ func Defaults() Config {
 		MaxObjectBytes:   1 << 20,
 		MaxNameBytes:     1024,
 		MaxPatchOps:      1000,
+
+		ReadHeaderTimeout:   10 * time.Second,
+		ReadTimeout:         time.Minute,
+		IdleTimeout:         2 * time.Minute,
+		APIMaxConns:         4096,
+		APIMaxConnsPerIP:    512,
+		AdminReserveConns:   16,
+		StaticMaxConns:      4096,
+		StaticMaxConnsPerIP: 512,
+		WSMax:               2048,
+		WSMaxPerPrincipal:   64,
+		LoginBurst:          10,
+		LoginWindow:         time.Minute,
 	}
 }
 
@@ -196,6 +247,31 @@ func (c Config) Validate() error {
 	if c.MaxActionTimeout < c.ActionTimeout {
 		return fmt.Errorf("--max-action-timeout %s is shorter than --action-timeout %s", c.MaxActionTimeout, c.ActionTimeout)
 	}
+	return c.validateLimits()
+}
+
+// validateLimits checks the connection, timeout and login limits.
+func (c Config) validateLimits() error {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--read-header-timeout", c.ReadHeaderTimeout}, {"--read-timeout", c.ReadTimeout}, {"--idle-timeout", c.IdleTimeout}, {"--login-window", c.LoginWindow}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s must be positive, not %s", d.flag, d.v)
+		}
+	}
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{{"--api-max-conns", c.APIMaxConns}, {"--api-max-conns-per-ip", c.APIMaxConnsPerIP}, {"--static-max-conns", c.StaticMaxConns},
+		{"--static-max-conns-per-ip", c.StaticMaxConnsPerIP}, {"--ws-max", c.WSMax}, {"--ws-max-per-principal", c.WSMaxPerPrincipal}, {"--login-burst", c.LoginBurst}} {
+		if n.v <= 0 {
+			return fmt.Errorf("%s must be positive, not %d", n.flag, n.v)
+		}
+	}
+	if c.AdminReserveConns < 0 || c.AdminReserveConns >= c.APIMaxConns || c.AdminReserveConns >= c.WSMax {
+		return fmt.Errorf("--admin-reserve-conns %d must be at least 0 and below --api-max-conns (%d) and --ws-max (%d)", c.AdminReserveConns, c.APIMaxConns, c.WSMax)
+	}
 	return nil
 }
 
@@ -227,10 +303,29 @@ func BindFlags(fs *pflag.FlagSet, cfg *Config) error {
 	fs.Int64Var(&cfg.MaxObjectBytes, "max-object-bytes", envInt64(e, "RS_MAX_OBJECT_BYTES", cfg.MaxObjectBytes), "largest stored object (JSON bytes) any create, update, patch or param write may produce (RS_MAX_OBJECT_BYTES)")
 	fs.IntVar(&cfg.MaxNameBytes, "max-name-bytes", envInt(e, "RS_MAX_NAME_BYTES", cfg.MaxNameBytes), "longest object key, unique index value (such as Name) or param name, in bytes (RS_MAX_NAME_BYTES)")
 	fs.IntVar(&cfg.MaxPatchOps, "max-patch-ops", envInt(e, "RS_MAX_PATCH_OPS", cfg.MaxPatchOps), "most operations in one JSON Patch (RS_MAX_PATCH_OPS)")
+	bindLimitFlags(fs, e, cfg)
 	if len(e.bad) > 0 {
 		return &Error{Err: fmt.Errorf("cannot parse environment: %s", strings.Join(e.bad, "; "))}
 	}
 	return nil
+}
+
+// bindLimitFlags registers the static listing, timeout, connection and
+// login limits.
+func bindLimitFlags(fs *pflag.FlagSet, e *envErrs, cfg *Config) {
+	fs.BoolVar(&cfg.StaticListing, "static-listing", envBool(e, "RS_STATIC_LISTING", cfg.StaticListing), "list directories on the static file server (RS_STATIC_LISTING)")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", envDuration(e, "RS_READ_HEADER_TIMEOUT", cfg.ReadHeaderTimeout), "time limit for the TLS handshake and a request's headers, both listeners (RS_READ_HEADER_TIMEOUT)")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", envDuration(e, "RS_READ_TIMEOUT", cfg.ReadTimeout), "time limit for reading a whole request, body included (408 on the API); plugin actions and provider uploads get their longer limit (RS_READ_TIMEOUT)")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", envDuration(e, "RS_IDLE_TIMEOUT", cfg.IdleTimeout), "close keep-alive connections idle this long, both listeners (RS_IDLE_TIMEOUT)")
+	fs.IntVar(&cfg.APIMaxConns, "api-max-conns", envInt(e, "RS_API_MAX_CONNS", cfg.APIMaxConns), "open connections on the API listener, the last --admin-reserve-conns for superusers only (RS_API_MAX_CONNS)")
+	fs.IntVar(&cfg.APIMaxConnsPerIP, "api-max-conns-per-ip", envInt(e, "RS_API_MAX_CONNS_PER_IP", cfg.APIMaxConnsPerIP), "open API connections from one source address (RS_API_MAX_CONNS_PER_IP)")
+	fs.IntVar(&cfg.AdminReserveConns, "admin-reserve-conns", envInt(e, "RS_ADMIN_RESERVE_CONNS", cfg.AdminReserveConns), "API connections and websockets kept for superusers when the others are used up (RS_ADMIN_RESERVE_CONNS)")
+	fs.IntVar(&cfg.StaticMaxConns, "static-max-conns", envInt(e, "RS_STATIC_MAX_CONNS", cfg.StaticMaxConns), "open connections on the static file listener (RS_STATIC_MAX_CONNS)")
+	fs.IntVar(&cfg.StaticMaxConnsPerIP, "static-max-conns-per-ip", envInt(e, "RS_STATIC_MAX_CONNS_PER_IP", cfg.StaticMaxConnsPerIP), "open static file connections from one source address (RS_STATIC_MAX_CONNS_PER_IP)")
+	fs.IntVar(&cfg.WSMax, "ws-max", envInt(e, "RS_WS_MAX", cfg.WSMax), "open websockets in total, the last --admin-reserve-conns for superusers only (RS_WS_MAX)")
+	fs.IntVar(&cfg.WSMaxPerPrincipal, "ws-max-per-principal", envInt(e, "RS_WS_MAX_PER_PRINCIPAL", cfg.WSMaxPerPrincipal), "open websockets of one user or token principal (RS_WS_MAX_PER_PRINCIPAL)")
+	fs.IntVar(&cfg.LoginBurst, "login-burst", envInt(e, "RS_LOGIN_BURST", cfg.LoginBurst), "failed password logins allowed per source address and per user name before 429; one more is allowed every --login-window/--login-burst (RS_LOGIN_BURST)")
+	fs.DurationVar(&cfg.LoginWindow, "login-window", envDuration(e, "RS_LOGIN_WINDOW", cfg.LoginWindow), "time in which --login-burst failed logins are forgiven (RS_LOGIN_WINDOW)")
 }
 
 // Bind is BindFlags on a cobra command's flags.

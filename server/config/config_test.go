@@ -76,6 +76,13 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.MaxNameBytes = 0 },
 		func(c *Config) { c.MaxNameBytes = MaxNameBytesLimit + 1 },
 		func(c *Config) { c.MaxPatchOps = 0 },
+		func(c *Config) { c.ReadTimeout = 0 },
+		func(c *Config) { c.APIMaxConnsPerIP = 0 },
+		func(c *Config) { c.AdminReserveConns = c.APIMaxConns },
+		func(c *Config) { c.AdminReserveConns = -1 },
+		func(c *Config) { c.WSMaxPerPrincipal = 0 },
+		func(c *Config) { c.LoginBurst = 0 },
+		func(c *Config) { c.LoginWindow = 0 },
 	} {
 		c := Defaults()
 		mut(&c)
@@ -105,5 +112,28 @@ func TestAbsoluteResolvesRelativePaths(t *testing.T) {
 	}
 	if got.TLSCert != "/etc/cert.pem" || got.PluginRoot != "" || got.TLSKey != "" {
 		t.Fatalf("absolute or unset paths changed: %+v", got)
+	}
+}
+
+// TestLimitFlagsFromEnv: the security limits follow the flag > RS_* >
+// default order like every other setting.
+func TestLimitFlagsFromEnv(t *testing.T) {
+	t.Setenv("RS_WS_MAX_PER_PRINCIPAL", "7")
+	t.Setenv("RS_LOGIN_WINDOW", "5m")
+	t.Setenv("RS_STATIC_LISTING", "true")
+	cfg := Defaults()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	if err := BindFlags(fs, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Parse([]string{"--api-max-conns", "100", "--login-burst", "3"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.WSMaxPerPrincipal != 7 || cfg.LoginWindow.Minutes() != 5 || !cfg.StaticListing || cfg.APIMaxConns != 100 || cfg.LoginBurst != 3 ||
+		cfg.ReadTimeout != Defaults().ReadTimeout {
+		t.Fatalf("cfg %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

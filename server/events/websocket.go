@@ -43,8 +43,8 @@ type WSOptions struct {
 	// stops reading loses its connection instead of pinning resources.
 	WriteTimeout time.Duration
 	// MaxFilters bounds the filters one connection may register
-	// (default DefaultWSMaxFilters); further registers are acknowledged
-	// but ignored with a warning.
+	// (default DefaultWSMaxFilters); further registers are refused with
+	// an error acknowledgement.
 	MaxFilters int
 	// ReadLimit bounds one client frame in bytes (default
 	// DefaultWSReadLimit); a larger frame closes the connection.
@@ -56,6 +56,9 @@ type WSOptions struct {
 	// every request; the API layer normally authenticates itself and
 	// calls ServeWS.
 	Authenticate func(r *http.Request) (principal string, allow func(*models.Event) bool, err *models.Error)
+	// Limits cap open websockets (per principal, in total); zero fields
+	// do not limit.
+	Limits WSLimits
 	// Logger receives connection warnings (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -74,6 +77,7 @@ type WebsocketHandler struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	conns  atomic.Int64
+	admit  *wsAdmission
 }
 
 // NewWebsocketHandler returns a handler that streams events from bus.
@@ -95,7 +99,7 @@ func NewWebsocketHandler(bus *Bus, opts WSOptions) *WebsocketHandler {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &WebsocketHandler{bus: bus, opts: opts, log: log, ctx: ctx, cancel: cancel}
+	return &WebsocketHandler{bus: bus, opts: opts, log: log, ctx: ctx, cancel: cancel, admit: newWSAdmission(opts.Limits)}
 }
 
 // ServeHTTP authenticates the request with WSOptions.Authenticate and then
@@ -141,6 +145,33 @@ func (h *WebsocketHandler) Close() { h.cancel() }
 // allows everything). allow runs on the connection's own goroutine, never
 // inside Bus.Publish, so a slow check cannot slow the bus.
 func (h *WebsocketHandler) ServeWS(w http.ResponseWriter, r *http.Request, principal string, allow func(*models.Event) bool) {
+	h.ServeClient(w, r, WSClient{Principal: principal, Allow: allow})
+}
+
+// WSClient is the authenticated peer of a websocket.
+type WSClient struct {
+	// Principal names the client in acknowledgements, logs and the
+	// per-principal cap.
+	Principal string
+	// Allow is the connection's rights check (nil allows everything).
+	Allow func(*models.Event) bool
+	// Superuser lets the client use the reserve of WSLimits.Total.
+	Superuser bool
+}
+
+// ServeClient is ServeWS for a client that may be a superuser. A client
+// over a WSLimits cap gets the refusal (429 or 503, a models.Error naming
+// the limit) instead of an upgrade.
+func (h *WebsocketHandler) ServeClient(w http.ResponseWriter, r *http.Request, cl WSClient) {
+	principal, allow := cl.Principal, cl.Allow
+	release, refusal := h.admit.admit(principal, cl.Superuser)
+	if refusal != nil {
+		h.log.Warn("websocket: refused", "principal", principal, "remote", r.RemoteAddr, "error", refusal.Messages[0])
+		w.Header().Set("Retry-After", "1")
+		writeError(w, refusal)
+		return
+	}
+	defer release()
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		// Any Origin is accepted on purpose: clients are CLIs and plugins,
 		// not browsers carrying ambient cookies, and every connection has
@@ -309,37 +340,55 @@ func (w *wsConn) readLoop(ioCtx context.Context) {
 
 // handle applies one client request and queues its acknowledgement. It
 // returns false when ioCtx ended while waiting to queue.
+//
+// Every request gets exactly one acknowledgement of Type AckType with the
+// request's command as Action and its argument as Key, so DRP's client,
+// which waits for one "websocket" event per register it sends, never
+// hangs. An applied request's acknowledgement has no Object (as before and
+// as DRP sends it); a refused one (unknown command, invalid filter, too
+// many filters) carries a *models.Error in Object saying what to fix.
 func (w *wsConn) handle(ioCtx context.Context, msg string) bool {
 	cmd, arg, _ := strings.Cut(strings.TrimSpace(msg), " ")
 	arg = strings.TrimSpace(arg)
-	switch cmd {
-	case "register", "deregister":
-	default:
-		w.log.Warn("websocket: ignoring unknown request; want \"register <filter>\" or \"deregister <filter>\"", "request", truncate(msg, 80))
-		return true
+	ack := models.Event{Time: time.Now().UTC(), Type: AckType, Action: truncate(cmd, 32), Key: truncate(arg, 256), Principal: w.principal}
+	if refusal := w.apply(cmd, arg); refusal != nil {
+		w.log.Warn("websocket: refusing request", "request", truncate(msg, 80), "error", refusal.Messages[0])
+		ack.Object = refusal
 	}
-	f, err := models.ParseEventFilter(arg)
-	switch {
-	case err != nil:
-		w.log.Warn("websocket: bad filter", "request", cmd, "error", err)
-	case cmd == "register":
-		if w.filters.Len() >= w.h.opts.MaxFilters {
-			w.log.Warn("websocket: too many filters, ignoring register", "filter", truncate(arg, 80), "max", w.h.opts.MaxFilters)
-		} else {
-			w.filters.Register(f)
-		}
-	default:
-		w.filters.Deregister(f)
-	}
-	// Acknowledge every request, applied or not: DRP's client waits for
-	// one "websocket" event per request it sends.
-	ack := models.Event{Time: time.Now().UTC(), Type: AckType, Action: cmd, Key: arg, Principal: w.principal}
 	select {
 	case w.acks <- ack:
 		return true
 	case <-ioCtx.Done():
 		return false
 	}
+}
+
+// apply performs one register/deregister request, or returns why it
+// cannot.
+func (w *wsConn) apply(cmd, arg string) *models.Error {
+	refuse := func(format string, args ...any) *models.Error {
+		e := models.NewError("ValidationError", http.StatusBadRequest, format, args...)
+		e.Model, e.Key = AckType, truncate(arg, 256)
+		return e
+	}
+	switch cmd {
+	case "register", "deregister":
+	default:
+		return refuse("unknown request %q: send \"register <filter>\" or \"deregister <filter>\"", truncate(cmd, 32))
+	}
+	f, err := models.ParseEventFilter(arg)
+	if err != nil {
+		return refuse("invalid filter %q: %v (a filter is <type>.<action>.<key>, each part * or a comma list)", truncate(arg, 80), err)
+	}
+	if cmd == "deregister" {
+		w.filters.Deregister(f)
+		return nil
+	}
+	if w.filters.Len() >= w.h.opts.MaxFilters {
+		return refuse("too many filters on this connection: limit %d; deregister some first", w.h.opts.MaxFilters)
+	}
+	w.filters.Register(f)
+	return nil
 }
 
 func truncate(s string, n int) string {

@@ -128,6 +128,23 @@ func (c *wsClient) expectAck(action, filter string) {
 	if e.Time.IsZero() {
 		c.t.Fatal("ack without time")
 	}
+	if e.Object != nil {
+		c.t.Fatalf("ack of an applied request carries Object %v, want none (DRP's shape)", e.Object)
+	}
+}
+
+// expectRefusal reads the next frame and checks it is an error
+// acknowledgement of action/key whose models.Error says contains.
+func (c *wsClient) expectRefusal(action, key, contains string) {
+	c.t.Helper()
+	e := c.next()
+	if e.Type != AckType || e.Action != action || e.Key != key {
+		c.t.Fatalf("got %s.%s.%s, want error ack websocket.%s.%s", e.Type, e.Action, e.Key, action, key)
+	}
+	var me models.Error
+	if err := e.ObjectAs(&me); err != nil || me.Code != 400 || len(me.Messages) != 1 || !strings.Contains(me.Messages[0], contains) {
+		c.t.Fatalf("error ack Object = %v (%v), want a 400 models.Error containing %q", e.Object, err, contains)
+	}
 }
 
 func (c *wsClient) register(filter string) {
@@ -198,12 +215,14 @@ func TestWSDeregisterStopsDelivery(t *testing.T) {
 func TestWSBadRequestsDoNotBreakConnection(t *testing.T) {
 	env := newWSEnv(t, WSOptions{MaxFilters: 2}, nil)
 	c := env.dial(t, "u", nil)
-	c.send("hello there")     // unknown: ignored, no ack
-	c.send("")                // empty: ignored
-	c.send("register nodots") // bad filter: acknowledged, not registered
-	c.expectAck("register", "nodots")
+	c.send("hello there") // unknown: error ack
+	c.expectRefusal("hello", "there", `unknown request "hello"`)
+	c.send("") // empty: error ack
+	c.expectRefusal("", "", "unknown request")
+	c.send("register nodots") // bad filter: error ack, not registered
+	c.expectRefusal("register", "nodots", `invalid filter "nodots"`)
 	c.send("deregister")
-	c.expectAck("deregister", "")
+	c.expectRefusal("deregister", "", "invalid filter")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := c.c.Write(ctx, websocket.MessageBinary, []byte("register *.*.*")); err != nil {
@@ -211,7 +230,8 @@ func TestWSBadRequestsDoNotBreakConnection(t *testing.T) {
 	}
 	c.register("machines.*.*")
 	c.register("profiles.*.*")
-	c.register("users.*.*") // over MaxFilters: acknowledged, ignored
+	c.send("register users.*.*") // over MaxFilters: error ack, ignored
+	c.expectRefusal("register", "users.*.*", "too many filters on this connection: limit 2")
 	pub(env.bus, "users", "create", "u1")
 	pub(env.bus, "jobs", "create", "j1")
 	pub(env.bus, "machines", "create", "m1")

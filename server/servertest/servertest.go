@@ -59,6 +59,8 @@ type Options struct {
 	BaseRoot string
 	// AdminPassword reuses a password (default: random).
 	AdminPassword string
+	// Now is the failed-login throttle's clock (default time.Now).
+	Now func() time.Time
 }
 
 // Server is a running in-process provisiond.
@@ -126,7 +128,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	logs := &Buffer{}
 	ctx := context.Background()
-	s, err := server.New(ctx, cfg, server.Options{Modules: opts.Modules, LogOutput: logs, Stdout: logs})
+	s, err := server.New(ctx, cfg, server.Options{Modules: opts.Modules, LogOutput: logs, Stdout: logs, Now: opts.Now})
 	if err != nil {
 		t.Fatalf("servertest: new server: %v", err)
 	}
