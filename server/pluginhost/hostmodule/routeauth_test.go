@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server/config"
 	"github.com/provisionhq/provision/server/servertest"
 )
 
@@ -59,7 +60,10 @@ func routeTableAnswer(code int, raw []byte) bool {
 // valid caller may instead learn that a route or method does not exist
 // (the route table is the same for everyone).
 func TestEveryRouteNeedsCredentials(t *testing.T) {
-	e := startEnv(t, "", "", map[string]string{"fake": "fake"})
+	// Thousands of failed logins from one address would be throttled
+	// (429, TestLoginThrottle's subject); this test is about the answer
+	// each route gives one of them.
+	e := startEnvConfig(t, "", "", map[string]string{"fake": "fake"}, func(c *config.Config) { c.LoginBurst = 1 << 20 })
 	e.createPlugin("fake1", "fake", nil)
 	e.waitPid("fake1")
 	admin := servertest.BasicAuth(servertest.AdminUser, e.ts.AdminPassword)
