@@ -33,6 +33,25 @@ func CommRootFor(baseDir string) string {
 	return filepath.Join(os.TempDir(), "provision-comm-"+hex.EncodeToString(sum[:6]))
 }
 
+// PluginDirsFor returns the socket root and the scratch root for the
+// provisiond whose state lives in baseDir. When plugins run as another
+// user (otherUser) neither may lie in baseDir, which is 0700 and holds
+// the server's secrets: both are then directories under os.TempDir()
+// named after baseDir, so a restart reuses and sweeps them. Otherwise
+// they are CommRootFor(baseDir) and <baseDir>/plugin-scratch.
+func PluginDirsFor(baseDir string, otherUser bool) (comm, scratch string) {
+	abs, err := filepath.Abs(baseDir)
+	if err != nil {
+		abs = filepath.Clean(baseDir)
+	}
+	if !otherUser {
+		return CommRootFor(abs), filepath.Join(abs, "plugin-scratch")
+	}
+	sum := sha256.Sum256([]byte(abs))
+	tag := hex.EncodeToString(sum[:6])
+	return filepath.Join(os.TempDir(), "provision-comm-"+tag), filepath.Join(os.TempDir(), "provision-scratch-"+tag)
+}
+
 // prepareCommRoot makes dir a private (0700) directory of this user and
 // removes everything in it: the socket directories of a previous run of
 // the same provisiond that did not clean up (crash, SIGKILL). Only one

@@ -67,6 +67,8 @@ type process struct {
 	srv    *http.Server
 	revoke func()
 	log    *slog.Logger
+	// sandbox says what is enforced on the process (sandbox.Describe).
+	sandbox string
 
 	// life is cancelled when the process exits, which aborts every call
 	// into it at once.
@@ -144,6 +146,9 @@ func (p *process) launch(ctx context.Context) error {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return fmt.Errorf("socket directory: %w", err)
 	}
+	if err := h.sb.own(dir); err != nil {
+		return fmt.Errorf("socket directory: %w", err)
+	}
 	p.toPath = filepath.Join(dir, "to")
 	fromPath := filepath.Join(dir, "from")
 	if len(fromPath) > maxSocketPath {
@@ -153,13 +158,16 @@ func (p *process) launch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", fromPath, err)
 	}
+	if err := h.sb.own(fromPath); err != nil {
+		ln.Close()
+		return fmt.Errorf("listen on %s: %w", fromPath, err)
+	}
 	p.srv = &http.Server{Handler: p.serverAPI(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
 	go func() { _ = p.srv.Serve(ln) }()
 
 	p.tr = &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", p.toPath)
+			return h.sb.dialPluginSocket(ctx, p.toPath)
 		},
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 256,
@@ -181,6 +189,9 @@ func (p *process) launch(ctx context.Context) error {
 	if err := os.MkdirAll(scratch, 0o700); err != nil {
 		return fmt.Errorf("scratch directory: %w", err)
 	}
+	if err := h.sb.own(scratch); err != nil {
+		return fmt.Errorf("scratch directory: %w", err)
+	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("stdout pipe: %w", err)
@@ -199,6 +210,9 @@ func (p *process) launch(ctx context.Context) error {
 		cmd.Stdin = nil // /dev/null: DRP opens and closes stdin at once
 		cmd.Stdout, cmd.Stderr = outW, errW
 		setProcAttrs(cmd)
+		if p.sandbox, err = h.sb.confine(cmd, []string{scratch}, []string{dir}); err != nil {
+			break
+		}
 		err = cmd.Start()
 		if err != nil && isTextBusy(err) && attempt < 20 {
 			time.Sleep(25 * time.Millisecond) // see runTool
@@ -215,13 +229,19 @@ func (p *process) launch(ctx context.Context) error {
 	}
 	p.cmd = cmd
 	p.started = time.Now()
+	p.log.Info("plugin sandbox", "pid", cmd.Process.Pid, "enforced", p.sandbox)
 	go func() {
 		err := cmd.Wait()
 		p.exitErr = err
 		p.lifeDone()
 		close(p.exited)
 	}()
-	go readLines(errR, func(line string) { p.log.Info("plugin stderr", "line", line) })
+	startup := &startupLog{log: p.log}
+	go readLines(errR, func(line string) {
+		if startup.allow(line) {
+			p.log.Info("plugin stderr", "line", line)
+		}
+	})
 
 	ready := make(chan error, 1)
 	go func() {
@@ -231,19 +251,24 @@ func (p *process) launch(ctx context.Context) error {
 				switch strings.TrimRight(line, "\r") {
 				case "READY!":
 					decided = true
+					startup.end()
 					ready <- nil
 					return
 				case "Failed":
 					decided = true
+					startup.end()
 					ready <- &permanentError{errors.New("plugin reported Failed during start-up")}
 					return
 				}
-				p.log.Info("plugin start-up", "line", line)
+				if startup.allow(line) {
+					p.log.Info("plugin start-up", "line", line)
+				}
 				return
 			}
 			p.log.Info("plugin stdout", "line", line)
 		})
 		if !decided {
+			startup.end()
 			ready <- errors.New("plugin closed stdout without printing READY!")
 		}
 	}()
@@ -265,6 +290,62 @@ func (p *process) launch(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// maxStartupLines and maxStartupBytes bound what one start of a plugin
+// writes to the log before READY! (stdout and stderr together). A plugin
+// that floods its output while starting, and is restarted with backoff
+// again and again, would otherwise fill the log without limit; the rest
+// is drained and counted.
+const (
+	maxStartupLines = 100
+	maxStartupBytes = maxLogLine
+)
+
+// startupLog is the log budget of one process start until READY!.
+type startupLog struct {
+	log *slog.Logger
+
+	mu           sync.Mutex
+	ended        bool
+	lines, bytes int
+	droppedLines int
+	droppedBytes int
+}
+
+// allow reports whether line may be logged: always after end, within the
+// budget before.
+func (s *startupLog) allow(line string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return true
+	}
+	if s.lines < maxStartupLines && s.bytes+len(line) <= maxStartupBytes {
+		s.lines++
+		s.bytes += len(line)
+		return true
+	}
+	if s.droppedLines == 0 {
+		s.log.Warn("plugin start-up output exceeds the log budget; the rest until READY! is dropped",
+			"max_lines", maxStartupLines, "max_bytes", maxStartupBytes)
+	}
+	s.droppedLines++
+	s.droppedBytes += len(line)
+	return false
+}
+
+// end closes the start-up phase and logs what was dropped.
+func (s *startupLog) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	s.ended = true
+	if s.droppedLines > 0 {
+		s.log.Warn("plugin start-up output dropped", "lines", s.droppedLines, "bytes", s.droppedBytes)
+	}
 }
 
 // readLines calls fn for every line of r until EOF, truncating very long

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"unsafe"
@@ -119,6 +120,13 @@ func restrict(pol Policy, exe string) error {
 		// Its own /proc/<pid> (the helper's pid is the plugin's).
 		landlock.RODirs("/proc/self"),
 		landlock.ROFiles(exe),
+	}
+	// Certificates the operator points plugins to.
+	if f := os.Getenv("SSL_CERT_FILE"); f != "" {
+		rules = append(rules, landlock.ROFiles(f).IgnoreIfMissing())
+	}
+	if d := os.Getenv("SSL_CERT_DIR"); d != "" {
+		rules = append(rules, landlock.RODirs(filepath.SplitList(d)...).IgnoreIfMissing())
 	}
 	if len(pol.RW) > 0 {
 		rules = append(rules, landlock.RWDirs(pol.RW...))

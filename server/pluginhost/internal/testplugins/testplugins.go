@@ -66,7 +66,8 @@ func Path(t testing.TB, variant string) string {
 	return filepath.Join(dir, variant)
 }
 
-// Install copies variant into dir as name (mode 0700) and returns its path.
+// Install copies variant into dir as name (mode 0755, so that a plugin
+// user can execute it) and returns its path.
 func Install(t testing.TB, dstDir, variant, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(Path(t, variant))
@@ -77,7 +78,7 @@ func Install(t testing.TB, dstDir, variant, name string) string {
 	if err := os.MkdirAll(dstDir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(dst, b, 0o700); err != nil {
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return dst
