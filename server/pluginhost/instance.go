@@ -393,6 +393,13 @@ func (in *instance) run() {
 			if w := h.removedWhy(spec.Provider); w != "" {
 				why = append(why, w)
 			}
+			// A provider file of that name that failed define or
+			// install (e.g. unpack output refused): say why.
+			for _, e := range h.brokenErrors(spec.Provider) {
+				if !slices.Contains(why, e) {
+					why = append(why, e)
+				}
+			}
 			in.stopped("Missing Plugin Provider: "+spec.Provider, why...)
 			if !in.waitChange(spec, prov) {
 				return

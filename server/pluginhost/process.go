@@ -138,7 +138,7 @@ func (p *process) launch(ctx context.Context) error {
 	// short fixed names keep the paths under the unix limit whatever the
 	// plugin's name (DRP puts the name into the path and needs a short
 	// comm root instead).
-	dir, err := os.MkdirTemp(h.cfg.CommRoot, "pv-"+shortName(p.name)+"-")
+	dir, err := makeSocketDir(h.cfg.CommRoot, shortName(p.name))
 	if err != nil {
 		return fmt.Errorf("socket directory: %w", err)
 	}

@@ -875,6 +875,17 @@ func (h *Host) removeProviderFor(prov *provider, why string) {
 	h.saveRecord(b)
 }
 
+// brokenErrors returns the errors of the provider file named name when
+// its define or install failed.
+func (h *Host) brokenErrors(name string) []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if b, ok := h.broken[name]; ok {
+		return append([]string{}, b.errs...)
+	}
+	return nil
+}
+
 // removedWhy says why the host removed provider name, "" if it did not.
 func (h *Host) removedWhy(name string) string {
 	h.mu.RLock()

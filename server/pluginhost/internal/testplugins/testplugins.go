@@ -29,6 +29,9 @@ func variants() map[string]string {
 		"fake-badcontent": "-X main.mode=badcontent -X main.version=v3 -X main.name=fake",
 		"probe":           "-X main.mode=probe -X main.name=probe",
 		"hangdefine":      "-X main.mode=hangdefine -X main.name=hangdefine",
+		"snoop":           "-X main.mode=snoop -X main.name=snoop",
+		"symlink":         "-X main.mode=symlink -X main.name=symlink",
+		"chatty":          "-X main.mode=chatty -X main.name=chatty",
 	}
 }
 
