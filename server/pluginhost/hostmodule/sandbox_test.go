@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server/config"
 	"github.com/provisionhq/provision/server/pluginhost"
 	"github.com/provisionhq/provision/server/pluginhost/sandbox"
 )
@@ -56,8 +57,23 @@ func secretsOf(t *testing.T, base string) []string {
 // and command line, in define, unpack and listen, against a real
 // provisiond with real plugin subprocesses. It may read nothing of it.
 // What is enforced is in the plugin's Meta and in the log.
+//
+// It runs twice: with the default plugin user (nobody when the test runs
+// as root, as in CI), and with --plugin-user=root, where the plugins keep
+// root's uid and Landlock alone must hold (as for a provisiond that is
+// not root).
 func TestPluginContainment(t *testing.T) {
-	switchUser := pluginhost.Sandbox{Enabled: true, User: "nobody"}.SwitchesUser()
+	t.Run("plugin-user", func(t *testing.T) { testContainment(t, "nobody") })
+	t.Run("landlock-only", func(t *testing.T) {
+		if sandbox.LandlockABI() == 0 {
+			t.Skip("no Landlock on this kernel")
+		}
+		testContainment(t, "root")
+	})
+}
+
+func testContainment(t *testing.T, pluginUser string) {
+	switchUser := pluginhost.Sandbox{Enabled: true, User: pluginUser}.SwitchesUser()
 	abi := sandbox.LandlockABI()
 	if !switchUser && abi == 0 {
 		t.Skip("not root and no Landlock: nothing can be enforced here")
@@ -68,7 +84,9 @@ func TestPluginContainment(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(base, "admin-password"), []byte("not-the-password\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := startEnv(t, base, "", map[string]string{"snoop": "snoop", "fake": "fake"})
+	e := startEnvConfig(t, base, "", map[string]string{"snoop": "snoop", "fake": "fake"}, func(c *config.Config) {
+		c.PluginUser = pluginUser
+	})
 	secrets := secretsOf(t, base)
 
 	check := func(where string, r snoopReport, mustFail []string) {
@@ -77,12 +95,12 @@ func TestPluginContainment(t *testing.T) {
 			t.Fatalf("%s: snoop looked in %q, not the base directory %q", where, r.Base, base)
 		}
 		if switchUser {
-			uid, gid, err := sandbox.LookupUser("nobody")
+			uid, gid, err := sandbox.LookupUser(pluginUser)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if r.UID != uid || r.GID != gid {
-				t.Errorf("%s: ran as %d/%d, want nobody %d/%d", where, r.UID, r.GID, uid, gid)
+				t.Errorf("%s: ran as %d/%d, want %s %d/%d", where, r.UID, r.GID, pluginUser, uid, gid)
 			}
 		}
 		for _, p := range mustFail {
@@ -176,7 +194,7 @@ func TestPluginContainment(t *testing.T) {
 	meta := p.Meta[pluginhost.MetaSandbox]
 	t.Logf("Meta %s: %s", pluginhost.MetaSandbox, meta)
 	if !strings.Contains(meta, "no_new_privs=yes") ||
-		(switchUser && !strings.Contains(meta, "user=nobody")) ||
+		(switchUser && !strings.Contains(meta, "user="+pluginUser)) ||
 		(abi > 0 && !strings.Contains(meta, fmt.Sprintf("landlock=abi%d", abi))) {
 		t.Errorf("Meta %s = %q does not say what is enforced (root: %v, Landlock ABI %d)", pluginhost.MetaSandbox, meta, switchUser, abi)
 	}
