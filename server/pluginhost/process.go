@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -131,6 +133,18 @@ func shortName(s string) string {
 	return b.String()
 }
 
+// scratchName is the name of a plugin's scratch directory: the plugin
+// name when it is short and plain, else its shortName plus a hash of the
+// full name, so that two plugins never share one (the sandbox gives each
+// process its scratch directory alone).
+func scratchName(name string) string {
+	if short := shortName(name); short == name {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return shortName(name) + "-" + hex.EncodeToString(sum[:6])
+}
+
 func (p *process) launch(ctx context.Context) error {
 	h := p.h
 	// Sockets live in a private 0700 directory per process start: only
@@ -185,7 +199,7 @@ func (p *process) launch(ctx context.Context) error {
 	}
 	p.revoke = revoke
 
-	scratch := filepath.Join(h.cfg.ScratchRoot, shortName(p.name))
+	scratch := filepath.Join(h.cfg.ScratchRoot, scratchName(p.name))
 	if err := os.MkdirAll(scratch, 0o700); err != nil {
 		return fmt.Errorf("scratch directory: %w", err)
 	}

@@ -94,3 +94,21 @@ func TestNotRunningSaysWhyAfterCrash(t *testing.T) {
 		t.Errorf("refusal for a killed unhealthy plugin: %v", err)
 	}
 }
+
+// TestScratchNamesDistinct: plugins whose names share the first 16
+// characters, or differ only in characters shortName replaces, get
+// scratch directories of their own; short plain names are kept.
+func TestScratchNamesDistinct(t *testing.T) {
+	names := []string{"fake1", "averyveryverylongname-1", "averyveryverylongname-2", "a b", "a_b", "a/b"}
+	seen := map[string]string{}
+	for _, n := range names {
+		s := scratchName(n)
+		if other, dup := seen[s]; dup {
+			t.Errorf("%q and %q share scratch directory %q", n, other, s)
+		}
+		seen[s] = n
+	}
+	if scratchName("fake1") != "fake1" {
+		t.Errorf("scratchName(fake1) = %q", scratchName("fake1"))
+	}
+}
