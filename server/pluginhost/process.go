@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server/pluginhost/sandbox"
 )
 
 // maxSocketPath is the usable length of a unix socket path on Linux
@@ -251,11 +252,19 @@ func (p *process) launch(ctx context.Context) error {
 		close(p.exited)
 	}()
 	startup := &startupLog{log: p.log}
-	go readLines(errR, func(line string) {
-		if startup.allow(line) {
-			p.log.Info("plugin stderr", "line", line)
-		}
-	})
+	var helperErr atomic.Value // the sandbox helper's reason, if it failed
+	errDone := make(chan struct{})
+	go func() {
+		defer close(errDone)
+		readLines(errR, func(line string) {
+			if strings.HasPrefix(line, sandbox.ErrorPrefix) {
+				helperErr.Store(line)
+			}
+			if startup.allow(line) {
+				p.log.Info("plugin stderr", "line", line)
+			}
+		})
+	}()
 
 	ready := make(chan error, 1)
 	go func() {
@@ -297,6 +306,12 @@ func (p *process) launch(ctx context.Context) error {
 			return fmt.Errorf("Failed to start plugin - didn't respond cleanly: %w", err)
 		}
 	case <-p.exited:
+		// The sandbox helper's reason (e.g. the provider is not
+		// executable by the plugin user) may still be in the pipe.
+		waitExit(errDone, 200*time.Millisecond)
+		if why, ok := helperErr.Load().(string); ok {
+			return fmt.Errorf("Failed to start plugin - exited before READY!: %v: %s", p.exitErr, why)
+		}
 		return fmt.Errorf("Failed to start plugin - exited before READY!: %v", p.exitErr)
 	case <-timer.C:
 		return fmt.Errorf("Failed to start plugin - no READY! within %s", h.cfg.ReadyTimeout)

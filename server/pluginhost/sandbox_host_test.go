@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server/pluginhost/sandbox"
 )
 
 // lockedBuffer is a log sink safe for concurrent writers.
@@ -111,4 +114,81 @@ func TestScratchNamesDistinct(t *testing.T) {
 	if scratchName("fake1") != "fake1" {
 		t.Errorf("scratchName(fake1) = %q", scratchName("fake1"))
 	}
+}
+
+// sandboxDirs returns a scratch and a socket root the plugin user can
+// reach (t.TempDir() is 0700).
+func sandboxDirs(t *testing.T) (scratch, comm string) {
+	t.Helper()
+	for _, p := range []*string{&scratch, &comm} {
+		d, err := os.MkdirTemp("", "pluginhost-sandbox-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		*p = d
+	}
+	return scratch, comm
+}
+
+// TestSandboxNeedsReachableDirs: as root, a scratch root the plugin user
+// cannot reach (inside a 0700 directory, like the base directory) is
+// refused when the host is created, naming the directory in the way.
+func TestSandboxNeedsReachableDirs(t *testing.T) {
+	if !(Sandbox{Enabled: true, User: "nobody"}).SwitchesUser() {
+		t.Skip("needs root and a nobody account")
+	}
+	s := newFakeServer(t)
+	cfg := s.config()
+	cfg.Sandbox = Sandbox{Enabled: true, User: "nobody"}
+	_, err := New(cfg, s.deps())
+	if err == nil || !strings.Contains(err.Error(), "out of reach of plugin user nobody") {
+		t.Fatalf("New with a scratch root in a 0700 directory: %v", err)
+	}
+}
+
+// TestSandboxReportsUnexecutableProvider: a provider file the plugin
+// user may not execute (mode 0700) is reported as such in the
+// provider's errors, with the sandbox helper's reason.
+func TestSandboxReportsUnexecutableProvider(t *testing.T) {
+	if !(Sandbox{Enabled: true, User: "nobody"}).SwitchesUser() {
+		t.Skip("needs root and a nobody account")
+	}
+	s := newFakeServer(t)
+	cfg := s.config()
+	cfg.ScratchRoot, cfg.CommRoot = sandboxDirs(t)
+	cfg.Sandbox = Sandbox{Enabled: true, User: "nobody"}
+	path := installBinary(t, cfg.PluginRoot, "fake", "fake")
+	if err := os.Chmod(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h := s.start(cfg)
+	info, ok := h.Provider("fake")
+	if !ok || len(info.Errors) == 0 {
+		t.Fatalf("provider fake: %+v %v", info, ok)
+	}
+	if msg := strings.Join(info.Errors, "; "); !strings.Contains(msg, "must be executable by uid") || !strings.Contains(msg, sandbox.ErrorPrefix) {
+		t.Errorf("errors %q do not say the plugin user cannot execute the provider", msg)
+	}
+}
+
+// TestSandboxedPluginRuns: with the sandbox on (as nobody when root), a
+// provider is defined, unpacked and runs, in its own scratch directory.
+func TestSandboxedPluginRuns(t *testing.T) {
+	scratch, comm := sandboxDirs(t)
+	s, h, p := runningPlugin(t, "fake", &models.Plugin{Name: "fake1", Provider: "fake"}, func(c *Config) {
+		c.ScratchRoot, c.CommRoot = scratch, comm
+		c.Sandbox = Sandbox{Enabled: true, User: "nobody"}
+	})
+	cfg := s.config()
+	if _, err := runAction(t, h, ActionRequest{Prefix: SystemPrefix, Command: "pid", Plugin: "fake1"}); err != nil {
+		t.Fatalf("pid: %v", err)
+	}
+	if !strings.Contains(p.sandbox, "no_new_privs=yes") {
+		t.Errorf("process sandbox %q", p.sandbox)
+	}
+	if b, err := os.ReadFile(filepath.Join(cfg.FileRoot, "files", "plugin_providers", "fake", "testFile")); err != nil || string(b) != "ImaFile v1" {
+		t.Errorf("unpacked testFile: %q %v", b, err)
+	}
+	t.Logf("enforced: %s", p.sandbox)
 }

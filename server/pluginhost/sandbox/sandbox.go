@@ -35,6 +35,10 @@ import (
 // presence is what makes Main act as the helper.
 const envPolicy = "PROVISION_PLUGIN_SANDBOX"
 
+// ErrorPrefix starts the line the helper prints on stderr when it cannot
+// start the plugin.
+const ErrorPrefix = "provision-plugin-sandbox: "
+
 // helperExit is the exit status of a helper that could not start the
 // plugin (its reason is on stderr), as a shell's "cannot execute".
 const helperExit = 126
@@ -76,7 +80,7 @@ func Main() {
 	if v, ok := os.LookupEnv(envPolicy); ok {
 		os.Unsetenv(envPolicy)
 		err := runHelper(v)
-		fmt.Fprintf(os.Stderr, "provision-plugin-sandbox: %v\n", err)
+		fmt.Fprintf(os.Stderr, "%s%v\n", ErrorPrefix, err)
 		os.Exit(helperExit)
 	}
 	mainCalled.Store(true)
