@@ -148,11 +148,13 @@ func scratchName(name string) string {
 
 func (p *process) launch(ctx context.Context) error {
 	h := p.h
-	// Sockets live in a private 0700 directory per process start: only
-	// the server's user can connect to the plugin or impersonate it, and
-	// short fixed names keep the paths under the unix limit whatever the
-	// plugin's name (DRP puts the name into the path and needs a short
-	// comm root instead).
+	// Sockets live in a private 0700 directory per process start (with a
+	// random name, owned by the plugin user when plugins run as one):
+	// only the server's user and this process can connect to the plugin
+	// or impersonate it (other plugins of the same user are kept out by
+	// Landlock and by not knowing the name), and short fixed names keep
+	// the paths under the unix limit whatever the plugin's name (DRP puts
+	// the name into the path and needs a short comm root instead).
 	dir, err := makeSocketDir(h.cfg.CommRoot, shortName(p.name))
 	if err != nil {
 		return fmt.Errorf("socket directory: %w", err)
