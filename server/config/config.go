@@ -56,6 +56,10 @@ type Config struct {
 	// LogLines is how many recent log lines (the server's and its
 	// plugins') are kept in memory for GET /api/v3/logs; 0 keeps none.
 	LogLines int
+	// PluginSandbox confines plugin processes (see PluginUser,
+	// PluginLandlock; default true). Off, plugins run as provisiond's
+	// user with its file access.
+	PluginSandbox bool
 	// PluginUser is the account plugin processes run as when provisiond
 	// runs as root (default "nobody"); an account with uid 0 runs them as
 	// root. It must exist.
@@ -103,6 +107,7 @@ func Defaults() Config {
 		MaxActionTimeout: time.Hour,
 		WSQueueLen:       1000,
 		LogLines:         1000,
+		PluginSandbox:    true,
 		PluginUser:       "nobody",
 		PluginLandlock:   true,
 	}
@@ -209,6 +214,7 @@ func BindFlags(fs *pflag.FlagSet, cfg *Config) error {
 	fs.DurationVar(&cfg.ActionTimeout, "action-timeout", envDuration(e, "RS_ACTION_TIMEOUT", cfg.ActionTimeout), "default time limit of a plugin action; ?timeout= on the request overrides it (RS_ACTION_TIMEOUT)")
 	fs.DurationVar(&cfg.MaxActionTimeout, "max-action-timeout", envDuration(e, "RS_MAX_ACTION_TIMEOUT", cfg.MaxActionTimeout), "upper bound of ?timeout= on plugin actions (RS_MAX_ACTION_TIMEOUT)")
 	fs.IntVar(&cfg.WSQueueLen, "ws-queue-len", envInt(e, "RS_WS_QUEUE_LEN", cfg.WSQueueLen), "pending events per websocket before events are dropped for that client (RS_WS_QUEUE_LEN)")
+	fs.BoolVar(&cfg.PluginSandbox, "plugin-sandbox", envBool(e, "RS_PLUGIN_SANDBOX", cfg.PluginSandbox), "confine plugin processes (unprivileged --plugin-user when root, Landlock, no_new_privs); false runs them as provisiond's user with its file access, keys included (RS_PLUGIN_SANDBOX)")
 	fs.StringVar(&cfg.PluginUser, "plugin-user", envString(e, "RS_PLUGIN_USER", cfg.PluginUser), "account plugin processes run as when provisiond runs as root; it must exist, and root (uid 0) runs plugins unseparated from the server's keys (RS_PLUGIN_USER)")
 	fs.BoolVar(&cfg.PluginLandlock, "plugin-landlock", envBool(e, "RS_PLUGIN_LANDLOCK", cfg.PluginLandlock), "restrict plugin processes with Landlock (to their scratch and socket directories and read-only system paths) where the kernel supports it (RS_PLUGIN_LANDLOCK)")
 	fs.StringVar(&cfg.PluginScratchRoot, "plugin-scratch-root", envString(e, "RS_PLUGIN_SCRATCH_ROOT", cfg.PluginScratchRoot), "plugins' working directories; default <base-root>/plugin-scratch, or a directory in the system temporary directory when plugins run as --plugin-user (RS_PLUGIN_SCRATCH_ROOT)")

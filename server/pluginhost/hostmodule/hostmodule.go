@@ -256,8 +256,9 @@ func (m *Module) Start(ctx context.Context) error {
 	// Plugins are confined whenever this binary can serve as the
 	// sandbox helper (provisiond's main and the TestMain of the tests
 	// that start plugins call sandbox.Main); an embedding that does not
-	// gets a warning in the log and unconfined plugins.
-	sb := pluginhost.Sandbox{Enabled: sandbox.Available(), User: sc.PluginUser, NoLandlock: !sc.PluginLandlock}
+	// gets a warning in the log and unconfined plugins, as does
+	// --plugin-sandbox=false.
+	sb := pluginhost.Sandbox{Enabled: sc.PluginSandbox && sandbox.Available(), User: sc.PluginUser, NoLandlock: !sc.PluginLandlock}
 	comm, scratch := pluginhost.PluginDirsFor(sc.BaseRoot, sb.SwitchesUser())
 	if sc.PluginScratchRoot != "" {
 		scratch = sc.PluginScratchRoot

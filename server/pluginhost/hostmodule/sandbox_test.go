@@ -232,3 +232,24 @@ func TestUnpackSymlinkRefused(t *testing.T) {
 	})
 	t.Logf("PluginErrors: %q", e.pluginErrors("symlink1"))
 }
+
+// TestPluginSandboxOff: --plugin-sandbox=false runs plugins unconfined,
+// and says so in the log and in the Plugin's Meta.
+func TestPluginSandboxOff(t *testing.T) {
+	e := startEnvConfig(t, "", "", map[string]string{"fake": "fake"}, func(c *config.Config) {
+		c.PluginSandbox = false
+	})
+	e.createPlugin("fake1", "fake", nil)
+	e.waitPid("fake1")
+	var p models.Plugin
+	waitFor(t, 20*time.Second, "the sandbox recorded in fake1's Meta", func() bool {
+		e.do("GET", "/api/v3/plugins/fake1", nil, &p)
+		return p.Meta[pluginhost.MetaSandbox] != ""
+	})
+	if got := p.Meta[pluginhost.MetaSandbox]; got != "none" {
+		t.Errorf("Meta %s = %q, want none", pluginhost.MetaSandbox, got)
+	}
+	if !strings.Contains(e.ts.Logs(), "plugin sandbox off") {
+		t.Errorf("the log does not say that the plugin sandbox is off")
+	}
+}
