@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -189,6 +190,17 @@ func TestSandboxedPluginRuns(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(cfg.FileRoot, "files", "plugin_providers", "fake", "testFile")); err != nil || string(b) != "ImaFile v1" {
 		t.Errorf("unpacked testFile: %q %v", b, err)
+	}
+	// The helper's policy does not reach the plugin; TMPDIR is its
+	// scratch directory.
+	for name, want := range map[string]any{
+		"PROVISION_PLUGIN_SANDBOX": map[string]any{"set": false, "value": ""},
+		"TMPDIR":                   map[string]any{"set": true, "value": filepath.Join(scratch, "fake1")},
+	} {
+		v, merr := runAction(t, h, ActionRequest{Prefix: SystemPrefix, Plugin: "fake1", Command: "env", Params: map[string]any{"name": name}})
+		if merr != nil || fmt.Sprint(v) != fmt.Sprint(want) {
+			t.Errorf("plugin env %s: %v %v, want %v", name, v, merr, want)
+		}
 	}
 	t.Logf("enforced: %s", p.sandbox)
 }
