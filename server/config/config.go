@@ -105,6 +105,22 @@ type Config struct {
 	// LoginWindow is the time in which LoginBurst failed logins are
 	// forgiven.
 	LoginWindow time.Duration
+	// PluginSandbox confines plugin processes (see PluginUser,
+	// PluginLandlock; default true). Off, plugins run as provisiond's
+	// user with its file access.
+	PluginSandbox bool
+	// PluginUser is the account plugin processes run as when provisiond
+	// runs as root (default "nobody"); an account with uid 0 runs them as
+	// root. It must exist.
+	PluginUser string
+	// PluginLandlock restricts plugin processes with Landlock where the
+	// kernel supports it (default true).
+	PluginLandlock bool
+	// PluginScratchRoot holds the plugins' working directories; default
+	// <BaseRoot>/plugin-scratch, or, when plugins run as PluginUser, a
+	// directory under the system's temporary directory (the base
+	// directory is 0700 and the plugin user must not enter it).
+	PluginScratchRoot string
 }
 
 // Error is a setting that cannot work: a bad flag or RS_* value, an
@@ -164,6 +180,9 @@ func Defaults() Config {
 		WSMaxPerPrincipal:   64,
 		LoginBurst:          10,
 		LoginWindow:         time.Minute,
+		PluginSandbox:       true,
+		PluginUser:          "nobody",
+		PluginLandlock:      true,
 	}
 }
 
@@ -180,7 +199,7 @@ func (c Config) EffectivePluginRoot() string {
 // directories and the server hands them paths under these roots, so a
 // relative --base-root (e.g. ./data) must be resolved once, at start.
 func (c Config) Absolute() (Config, error) {
-	for _, p := range []*string{&c.BaseRoot, &c.PluginRoot, &c.TLSCert, &c.TLSKey} {
+	for _, p := range []*string{&c.BaseRoot, &c.PluginRoot, &c.PluginScratchRoot, &c.TLSCert, &c.TLSKey} {
 		if *p == "" || filepath.IsAbs(*p) {
 			continue
 		}
@@ -219,6 +238,9 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("--log-level must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if c.PluginUser == "" {
+		return fmt.Errorf("--plugin-user must not be empty")
 	}
 	if c.MaxBodyBytes <= 0 {
 		return fmt.Errorf("--max-body-bytes must be positive")
@@ -299,6 +321,10 @@ func BindFlags(fs *pflag.FlagSet, cfg *Config) error {
 	fs.DurationVar(&cfg.ActionTimeout, "action-timeout", envDuration(e, "RS_ACTION_TIMEOUT", cfg.ActionTimeout), "default time limit of a plugin action; ?timeout= on the request overrides it (RS_ACTION_TIMEOUT)")
 	fs.DurationVar(&cfg.MaxActionTimeout, "max-action-timeout", envDuration(e, "RS_MAX_ACTION_TIMEOUT", cfg.MaxActionTimeout), "upper bound of ?timeout= on plugin actions (RS_MAX_ACTION_TIMEOUT)")
 	fs.IntVar(&cfg.WSQueueLen, "ws-queue-len", envInt(e, "RS_WS_QUEUE_LEN", cfg.WSQueueLen), "pending events per websocket before events are dropped for that client (RS_WS_QUEUE_LEN)")
+	fs.BoolVar(&cfg.PluginSandbox, "plugin-sandbox", envBool(e, "RS_PLUGIN_SANDBOX", cfg.PluginSandbox), "confine plugin processes (unprivileged --plugin-user when root, Landlock, no_new_privs); false runs them as provisiond's user with its file access, keys included (RS_PLUGIN_SANDBOX)")
+	fs.StringVar(&cfg.PluginUser, "plugin-user", envString(e, "RS_PLUGIN_USER", cfg.PluginUser), "account plugin processes run as when provisiond runs as root; it must exist, and root (uid 0) runs plugins unseparated from the server's keys (RS_PLUGIN_USER)")
+	fs.BoolVar(&cfg.PluginLandlock, "plugin-landlock", envBool(e, "RS_PLUGIN_LANDLOCK", cfg.PluginLandlock), "restrict plugin processes with Landlock (to their scratch and socket directories and read-only system paths) where the kernel supports it (RS_PLUGIN_LANDLOCK)")
+	fs.StringVar(&cfg.PluginScratchRoot, "plugin-scratch-root", envString(e, "RS_PLUGIN_SCRATCH_ROOT", cfg.PluginScratchRoot), "plugins' working directories; default <base-root>/plugin-scratch, or a directory in the system temporary directory when plugins run as --plugin-user (RS_PLUGIN_SCRATCH_ROOT)")
 	fs.IntVar(&cfg.LogLines, "log-lines", envInt(e, "RS_LOG_LINES", cfg.LogLines), "recent log lines kept in memory for GET /api/v3/logs, 0 keeps none (RS_LOG_LINES)")
 	fs.Int64Var(&cfg.MaxObjectBytes, "max-object-bytes", envInt64(e, "RS_MAX_OBJECT_BYTES", cfg.MaxObjectBytes), "largest stored object (JSON bytes) any create, update, patch or param write may produce (RS_MAX_OBJECT_BYTES)")
 	fs.IntVar(&cfg.MaxNameBytes, "max-name-bytes", envInt(e, "RS_MAX_NAME_BYTES", cfg.MaxNameBytes), "longest object key, unique index value (such as Name) or param name, in bytes (RS_MAX_NAME_BYTES)")

@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -11,9 +12,29 @@ import (
 )
 
 // commSuffix is the longest thing launch appends to the comm root:
-// "/pv-" + 16-byte name + "-" + MkdirTemp's random part (≤ 10 digits) +
-// "/from".
-const commSuffix = len("/pv-") + 16 + len("-") + 10 + len("/from")
+// "/pv-" + 16-byte name + "-" + socketDirRandom hex digits + "/from".
+const commSuffix = len("/pv-") + 16 + len("-") + socketDirRandom + len("/from")
+
+// socketDirRandom is the number of random hex digits in a socket
+// directory's name (64 bits): another plugin of the same user must not
+// be able to guess it (the root is not listable by plugins).
+const socketDirRandom = 16
+
+// makeSocketDir creates a fresh 0700 directory for one process's sockets
+// under root, named after the plugin and 64 random bits.
+func makeSocketDir(root, name string) (string, error) {
+	for attempt := 0; ; attempt++ {
+		b := make([]byte, socketDirRandom/2)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		dir := filepath.Join(root, "pv-"+name+"-"+hex.EncodeToString(b))
+		err := os.Mkdir(dir, 0o700)
+		if err == nil || !errors.Is(err, os.ErrExist) || attempt >= 3 {
+			return dir, err
+		}
+	}
+}
 
 // CommRootFor returns the socket root the plugin host of the provisiond
 // whose state lives in baseDir should use: <baseDir>/plugin-comm when
@@ -31,6 +52,25 @@ func CommRootFor(baseDir string) string {
 	}
 	sum := sha256.Sum256([]byte(abs))
 	return filepath.Join(os.TempDir(), "provision-comm-"+hex.EncodeToString(sum[:6]))
+}
+
+// PluginDirsFor returns the socket root and the scratch root for the
+// provisiond whose state lives in baseDir. When plugins run as another
+// user (otherUser) neither may lie in baseDir, which is 0700 and holds
+// the server's secrets: both are then directories under os.TempDir()
+// named after baseDir, so a restart reuses and sweeps them. Otherwise
+// they are CommRootFor(baseDir) and <baseDir>/plugin-scratch.
+func PluginDirsFor(baseDir string, otherUser bool) (comm, scratch string) {
+	abs, err := filepath.Abs(baseDir)
+	if err != nil {
+		abs = filepath.Clean(baseDir)
+	}
+	if !otherUser {
+		return CommRootFor(abs), filepath.Join(abs, "plugin-scratch")
+	}
+	sum := sha256.Sum256([]byte(abs))
+	tag := hex.EncodeToString(sum[:6])
+	return filepath.Join(os.TempDir(), "provision-comm-"+tag), filepath.Join(os.TempDir(), "provision-scratch-"+tag)
 }
 
 // prepareCommRoot makes dir a private (0700) directory of this user and

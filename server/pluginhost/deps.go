@@ -34,6 +34,14 @@ type Plugins interface {
 	SetPluginErrors(ctx context.Context, name string, errs []string) error
 }
 
+// PluginMeta is implemented by a Plugins that can record facts of the
+// host on a Plugin object (what the sandbox enforces, MetaSandbox).
+type PluginMeta interface {
+	// SetPluginMeta sets Meta[key] = value on the named plugin without
+	// touching anything else. A missing plugin is not an error.
+	SetPluginMeta(ctx context.Context, name, key, value string) error
+}
+
 // Objects looks up the objects actions run against.
 type Objects interface {
 	// GetObject returns the object prefix/id as the API shows it (id may be

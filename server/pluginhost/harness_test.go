@@ -21,9 +21,13 @@ import (
 
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/server/pluginhost/internal/testplugins"
+	"github.com/provisionhq/provision/server/pluginhost/sandbox"
 )
 
 func TestMain(m *testing.M) {
+	// Plugins started by these tests run through the real sandbox
+	// helper: this test binary.
+	sandbox.Main()
 	code := m.Run()
 	testplugins.Cleanup()
 	os.Exit(code)

@@ -90,6 +90,10 @@ type Config struct {
 	HealthyAfter time.Duration
 	// MaxPluginErrors bounds the PluginErrors list (default 20).
 	MaxPluginErrors int
+
+	// Sandbox confines every plugin process (define, unpack, listen);
+	// the zero value confines nothing. See sandbox.go.
+	Sandbox Sandbox
 }
 
 func (c *Config) defaults() error {
@@ -162,6 +166,7 @@ type Host struct {
 	discovered     chan struct{}
 	discoveredOnce sync.Once
 	tempComm       bool // CommRoot was made by New and goes at Close
+	sb             sandboxState
 	closed         bool
 	schemas        schemaCache
 	wg             sync.WaitGroup
@@ -175,10 +180,17 @@ func New(cfg Config, deps Deps) (*Host, error) {
 	if deps.Tokens == nil || deps.Plugins == nil || deps.Objects == nil || deps.Params == nil || deps.Bus == nil {
 		return nil, errors.New("pluginhost: Deps.Tokens, Plugins, Objects, Params and Bus are required")
 	}
+	sb, err := newSandboxState(cfg.Sandbox)
+	if err != nil {
+		return nil, err
+	}
 	for _, d := range []string{cfg.PluginRoot, cfg.ScratchRoot, filepath.Join(cfg.FileRoot, "files", "plugin_providers")} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("pluginhost: create %s: %w", d, err)
 		}
+	}
+	if err := sb.prepareRoot(cfg.ScratchRoot, "scratch root"); err != nil {
+		return nil, err
 	}
 	m, err := newMetrics(cfg.Metrics)
 	if err != nil {
@@ -192,14 +204,22 @@ func New(cfg Config, deps Deps) (*Host, error) {
 	} else if err := prepareCommRoot(cfg.CommRoot); err != nil {
 		return nil, err
 	}
+	if err := sb.prepareRoot(cfg.CommRoot, "socket root"); err != nil {
+		if tempComm {
+			os.RemoveAll(cfg.CommRoot)
+		}
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	hurry, hurryNow := context.WithCancel(context.Background())
-	return &Host{
+	h := &Host{
 		cfg: cfg, deps: deps, log: cfg.Logger.With("component", "pluginhost"), metrics: m,
-		ctx: ctx, cancel: cancel, hurry: hurry, hurryNow: hurryNow, tempComm: tempComm,
+		ctx: ctx, cancel: cancel, hurry: hurry, hurryNow: hurryNow, tempComm: tempComm, sb: sb,
 		providers: map[string]*provider{}, broken: map[string]*provider{}, instances: map[string]*instance{},
 		removed: map[string]string{}, discovered: make(chan struct{}),
-	}, nil
+	}
+	sb.logSetup(h.log, cfg)
+	return h, nil
 }
 
 // Start hands every Plugin object to the host and discovers the providers

@@ -168,7 +168,27 @@ func (in *instance) current() (*process, *models.Error) {
 		return in.proc, nil
 	}
 	return nil, &models.Error{Model: "plugins", Key: in.name, Type: "plugin", Code: 503,
-		Messages: []string{fmt.Sprintf("Plugin %s is not running: %s", in.name, in.state)}}
+		Messages: []string{fmt.Sprintf("Plugin %s is not running: %s", in.name, in.stateLocked())}}
+}
+
+// stateLocked is in.state, unless that still says "running" although the
+// process has exited or is stopping (the supervisor has not noticed yet):
+// then it says so. Caller holds in.mu.
+func (in *instance) stateLocked() string {
+	p := in.proc
+	if p == nil || in.state != "running" {
+		return in.state
+	}
+	switch {
+	case p.life.Err() != nil && p.unhealthy.Load():
+		return "it stopped answering and was killed; restarting"
+	case p.life.Err() != nil:
+		// exitErr is written before life is cancelled.
+		return "it exited unexpectedly (" + p.exitString() + "); restarting"
+	case p.stopping.Load():
+		return "it is stopping"
+	}
+	return in.state
 }
 
 // whyNotRunning says why the instance is down: its PluginErrors when
@@ -176,13 +196,14 @@ func (in *instance) current() (*process, *models.Error) {
 func (in *instance) whyNotRunning() string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	state := in.stateLocked()
 	switch {
 	case len(in.lastErrs) == 0:
-		return in.state
-	case slices.Contains(in.lastErrs, in.state):
+		return state
+	case slices.Contains(in.lastErrs, state):
 		return strings.Join(in.lastErrs, "; ")
 	default:
-		return in.state + " (" + strings.Join(in.lastErrs, "; ") + ")"
+		return state + " (" + strings.Join(in.lastErrs, "; ") + ")"
 	}
 }
 
@@ -372,6 +393,13 @@ func (in *instance) run() {
 			if w := h.removedWhy(spec.Provider); w != "" {
 				why = append(why, w)
 			}
+			// A provider file of that name that failed define or
+			// install (e.g. unpack output refused): say why.
+			for _, e := range h.brokenErrors(spec.Provider) {
+				if !slices.Contains(why, e) {
+					why = append(why, e)
+				}
+			}
 			in.stopped("Missing Plugin Provider: "+spec.Provider, why...)
 			if !in.waitChange(spec, prov) {
 				return
@@ -443,7 +471,8 @@ func (in *instance) run() {
 		in.mu.Unlock()
 		in.flushErrors()
 		h.metrics.up(in.name, true)
-		in.log.Info("plugin configured", "provider", prov.def.Name, "pid", p.cmd.Process.Pid)
+		in.log.Info("plugin configured", "provider", prov.def.Name, "pid", p.cmd.Process.Pid, "sandbox", p.sandbox)
+		in.recordSandbox(p.sandbox)
 		h.publish("plugins", "configed", in.name, spec)
 
 		stopPump := in.startPublishPump(p)
@@ -517,6 +546,24 @@ func (in *instance) run() {
 			h.publish("plugins", "stopped", in.name, in.snapshot())
 			return
 		}
+	}
+}
+
+// recordSandbox puts what is enforced on the running process into the
+// Plugin's Meta (MetaSandbox), when the server can record it and it
+// changed.
+func (in *instance) recordSandbox(enforced string) {
+	pm, ok := in.h.deps.Plugins.(PluginMeta)
+	if !ok {
+		return
+	}
+	if cur := in.snapshot(); cur != nil && cur.Meta[MetaSandbox] == enforced {
+		return
+	}
+	ctx, cancel := context.WithTimeout(in.h.ctx, 10*time.Second)
+	defer cancel()
+	if err := pm.SetPluginMeta(ctx, in.name, MetaSandbox, enforced); err != nil {
+		in.log.Error("record plugin sandbox in Meta", "err", err)
 	}
 }
 

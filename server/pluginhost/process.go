@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"time"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server/pluginhost/sandbox"
 )
 
 // maxSocketPath is the usable length of a unix socket path on Linux
@@ -67,6 +70,8 @@ type process struct {
 	srv    *http.Server
 	revoke func()
 	log    *slog.Logger
+	// sandbox says what is enforced on the process (sandbox.Describe).
+	sandbox string
 
 	// life is cancelled when the process exits, which aborts every call
 	// into it at once.
@@ -129,19 +134,36 @@ func shortName(s string) string {
 	return b.String()
 }
 
+// scratchName is the name of a plugin's scratch directory: the plugin
+// name when it is short and plain, else its shortName plus a hash of the
+// full name, so that two plugins never share one (the sandbox gives each
+// process its scratch directory alone).
+func scratchName(name string) string {
+	if short := shortName(name); short == name {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return shortName(name) + "-" + hex.EncodeToString(sum[:6])
+}
+
 func (p *process) launch(ctx context.Context) error {
 	h := p.h
-	// Sockets live in a private 0700 directory per process start: only
-	// the server's user can connect to the plugin or impersonate it, and
-	// short fixed names keep the paths under the unix limit whatever the
-	// plugin's name (DRP puts the name into the path and needs a short
-	// comm root instead).
-	dir, err := os.MkdirTemp(h.cfg.CommRoot, "pv-"+shortName(p.name)+"-")
+	// Sockets live in a private 0700 directory per process start (with a
+	// random name, owned by the plugin user when plugins run as one):
+	// only the server's user and this process can connect to the plugin
+	// or impersonate it (other plugins of the same user are kept out by
+	// Landlock and by not knowing the name), and short fixed names keep
+	// the paths under the unix limit whatever the plugin's name (DRP puts
+	// the name into the path and needs a short comm root instead).
+	dir, err := makeSocketDir(h.cfg.CommRoot, shortName(p.name))
 	if err != nil {
 		return fmt.Errorf("socket directory: %w", err)
 	}
 	p.dir = dir
 	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("socket directory: %w", err)
+	}
+	if err := h.sb.own(dir); err != nil {
 		return fmt.Errorf("socket directory: %w", err)
 	}
 	p.toPath = filepath.Join(dir, "to")
@@ -153,13 +175,16 @@ func (p *process) launch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", fromPath, err)
 	}
+	if err := h.sb.own(fromPath); err != nil {
+		ln.Close()
+		return fmt.Errorf("listen on %s: %w", fromPath, err)
+	}
 	p.srv = &http.Server{Handler: p.serverAPI(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
 	go func() { _ = p.srv.Serve(ln) }()
 
 	p.tr = &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", p.toPath)
+			return h.sb.dialPluginSocket(ctx, p.toPath)
 		},
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 256,
@@ -177,8 +202,11 @@ func (p *process) launch(ctx context.Context) error {
 	}
 	p.revoke = revoke
 
-	scratch := filepath.Join(h.cfg.ScratchRoot, shortName(p.name))
+	scratch := filepath.Join(h.cfg.ScratchRoot, scratchName(p.name))
 	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return fmt.Errorf("scratch directory: %w", err)
+	}
+	if err := h.sb.own(scratch); err != nil {
 		return fmt.Errorf("scratch directory: %w", err)
 	}
 	outR, outW, err := os.Pipe()
@@ -199,6 +227,9 @@ func (p *process) launch(ctx context.Context) error {
 		cmd.Stdin = nil // /dev/null: DRP opens and closes stdin at once
 		cmd.Stdout, cmd.Stderr = outW, errW
 		setProcAttrs(cmd)
+		if p.sandbox, err = h.sb.confine(cmd, []string{scratch}, []string{dir}); err != nil {
+			break
+		}
 		err = cmd.Start()
 		if err != nil && isTextBusy(err) && attempt < 20 {
 			time.Sleep(25 * time.Millisecond) // see runTool
@@ -215,13 +246,27 @@ func (p *process) launch(ctx context.Context) error {
 	}
 	p.cmd = cmd
 	p.started = time.Now()
+	p.log.Info("plugin sandbox", "pid", cmd.Process.Pid, "enforced", p.sandbox)
 	go func() {
 		err := cmd.Wait()
 		p.exitErr = err
 		p.lifeDone()
 		close(p.exited)
 	}()
-	go readLines(errR, func(line string) { p.log.Info("plugin stderr", "line", line) })
+	startup := &startupLog{log: p.log}
+	var helperErr atomic.Value // the sandbox helper's reason, if it failed
+	errDone := make(chan struct{})
+	go func() {
+		defer close(errDone)
+		readLines(errR, func(line string) {
+			if strings.HasPrefix(line, sandbox.ErrorPrefix) {
+				helperErr.Store(line)
+			}
+			if startup.allow(line) {
+				p.log.Info("plugin stderr", "line", line)
+			}
+		})
+	}()
 
 	ready := make(chan error, 1)
 	go func() {
@@ -231,19 +276,24 @@ func (p *process) launch(ctx context.Context) error {
 				switch strings.TrimRight(line, "\r") {
 				case "READY!":
 					decided = true
+					startup.end()
 					ready <- nil
 					return
 				case "Failed":
 					decided = true
+					startup.end()
 					ready <- &permanentError{errors.New("plugin reported Failed during start-up")}
 					return
 				}
-				p.log.Info("plugin start-up", "line", line)
+				if startup.allow(line) {
+					p.log.Info("plugin start-up", "line", line)
+				}
 				return
 			}
 			p.log.Info("plugin stdout", "line", line)
 		})
 		if !decided {
+			startup.end()
 			ready <- errors.New("plugin closed stdout without printing READY!")
 		}
 	}()
@@ -258,6 +308,12 @@ func (p *process) launch(ctx context.Context) error {
 			return fmt.Errorf("Failed to start plugin - didn't respond cleanly: %w", err)
 		}
 	case <-p.exited:
+		// The sandbox helper's reason (e.g. the provider is not
+		// executable by the plugin user) may still be in the pipe.
+		waitExit(errDone, 200*time.Millisecond)
+		if why, ok := helperErr.Load().(string); ok {
+			return fmt.Errorf("Failed to start plugin - exited before READY!: %v: %s", p.exitErr, why)
+		}
 		return fmt.Errorf("Failed to start plugin - exited before READY!: %v", p.exitErr)
 	case <-timer.C:
 		return fmt.Errorf("Failed to start plugin - no READY! within %s", h.cfg.ReadyTimeout)
@@ -265,6 +321,62 @@ func (p *process) launch(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// maxStartupLines and maxStartupBytes bound what one start of a plugin
+// writes to the log before READY! (stdout and stderr together). A plugin
+// that floods its output while starting, and is restarted with backoff
+// again and again, would otherwise fill the log without limit; the rest
+// is drained and counted.
+const (
+	maxStartupLines = 100
+	maxStartupBytes = maxLogLine
+)
+
+// startupLog is the log budget of one process start until READY!.
+type startupLog struct {
+	log *slog.Logger
+
+	mu           sync.Mutex
+	ended        bool
+	lines, bytes int
+	droppedLines int
+	droppedBytes int
+}
+
+// allow reports whether line may be logged: always after end, within the
+// budget before.
+func (s *startupLog) allow(line string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return true
+	}
+	if s.lines < maxStartupLines && s.bytes+len(line) <= maxStartupBytes {
+		s.lines++
+		s.bytes += len(line)
+		return true
+	}
+	if s.droppedLines == 0 {
+		s.log.Warn("plugin start-up output exceeds the log budget; the rest until READY! is dropped",
+			"max_lines", maxStartupLines, "max_bytes", maxStartupBytes)
+	}
+	s.droppedLines++
+	s.droppedBytes += len(line)
+	return false
+}
+
+// end closes the start-up phase and logs what was dropped.
+func (s *startupLog) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	s.ended = true
+	if s.droppedLines > 0 {
+		s.log.Warn("plugin start-up output dropped", "lines", s.droppedLines, "bytes", s.droppedBytes)
+	}
 }
 
 // readLines calls fn for every line of r until EOF, truncating very long

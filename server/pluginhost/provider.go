@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -110,10 +112,25 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
-// runTool runs `<path> args...` with the provider environment, a timeout,
-// its own process group (so a timeout kills grandchildren too) and bounded
-// output capture.
-func (h *Host) runTool(ctx context.Context, path string, args ...string) (stdout, stderr []byte, err error) {
+// newScratch makes a fresh private working directory for one define or
+// unpack run, owned by the plugin user.
+func (h *Host) newScratch(pattern string) (string, error) {
+	dir, err := os.MkdirTemp(h.cfg.ScratchRoot, pattern)
+	if err != nil {
+		return "", fmt.Errorf("scratch directory: %w", err)
+	}
+	if err := h.sb.own(dir); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("scratch directory: %w", err)
+	}
+	return dir, nil
+}
+
+// runTool runs `<path> args...` in scratch ("" = a fresh one, removed
+// afterwards) with the provider environment, a timeout, its own process
+// group (so a timeout kills grandchildren too), the sandbox (confined to
+// scratch) and bounded output capture.
+func (h *Host) runTool(ctx context.Context, path, scratch string, args ...string) (stdout, stderr []byte, err error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.DefineTimeout)
 	defer cancel()
 	base := filepath.Base(path)
@@ -128,11 +145,12 @@ func (h *Host) runTool(ctx context.Context, path string, args ...string) (stdout
 		return nil, nil, fmt.Errorf("mint define token: %w", err)
 	}
 	defer revoke()
-	scratch, err := os.MkdirTemp(h.cfg.ScratchRoot, "define-")
-	if err != nil {
-		return nil, nil, fmt.Errorf("scratch directory: %w", err)
+	if scratch == "" {
+		if scratch, err = h.newScratch("define-"); err != nil {
+			return nil, nil, err
+		}
+		defer os.RemoveAll(scratch)
 	}
-	defer os.RemoveAll(scratch)
 	var out, errOut limitedBuffer
 	out.max, errOut.max = maxDefineOutput, 64<<10
 	for attempt := 0; ; attempt++ {
@@ -145,8 +163,18 @@ func (h *Host) runTool(ctx context.Context, path string, args ...string) (stdout
 		setProcAttrs(cmd)
 		cmd.Cancel = func() error { return killGroup(cmd, true) }
 		cmd.WaitDelay = 2 * time.Second
+		var enforced string
+		if enforced, err = h.sb.confine(cmd, []string{scratch}, nil); err != nil {
+			return nil, nil, fmt.Errorf("plugin sandbox: %w", err)
+		}
+		if attempt == 0 {
+			h.log.Debug("plugin sandbox", "provider", base, "command", args[0], "enforced", enforced)
+		}
 		err = cmd.Run()
-		if err != nil && isTextBusy(err) && attempt < 20 && ctx.Err() == nil {
+		// Under the sandbox the exec happens in the helper, which
+		// reports a busy text file on stderr.
+		busy := (err != nil && isTextBusy(err)) || (h.sb.on && err != nil && bytes.Contains(errOut.buf.Bytes(), []byte(syscall.ETXTBSY.Error())))
+		if busy && attempt < 20 && ctx.Err() == nil {
 			// A freshly written executable can still be open for
 			// writing in a child forked concurrently (golang/go#22315);
 			// that lasts until the child execs, so retry shortly.
@@ -182,7 +210,7 @@ func stderrSuffix(b []byte) string {
 // (which reads combined stdout+stderr) only stdout is parsed, so a
 // provider that logs to stderr still works; stderr goes to the log.
 func (h *Host) define(ctx context.Context, path string) (*provider, error) {
-	stdout, stderr, err := h.runTool(ctx, path, "define")
+	stdout, stderr, err := h.runTool(ctx, path, "", "define")
 	if len(bytes.TrimSpace(stderr)) > 0 {
 		h.log.Info("define stderr", "provider", filepath.Base(path), "output", strings.TrimSpace(string(stderr)))
 	}
@@ -332,9 +360,34 @@ func normaliseYAML(v any) (any, error) {
 	return out, err
 }
 
-// unpack runs `<path> unpack <dir>` into a staging directory next to the
-// provider's final unpack directory and returns the staging directory.
+// unpack runs `<path> unpack <dir>` with <dir> in a scratch directory
+// of the plugin user, checks what it left there and copies it into a
+// staging directory next to the provider's final unpack directory, which
+// it returns. The copy refuses symlinks, hard links, devices, sockets and
+// pipes: the files are served to anybody by the static file server, so
+// an unpack that links e.g. /etc/shadow or the server's token.key into
+// its directory must not publish them. Modes are copied without setuid,
+// setgid and group/other write bits, and everything belongs to the host.
 func (h *Host) unpack(ctx context.Context, p *provider) (string, error) {
+	work, err := h.newScratch("unpack-")
+	if err != nil {
+		return "", fmt.Errorf("unpack for %s failed: %w", p.def.Name, err)
+	}
+	defer os.RemoveAll(work)
+	out := filepath.Join(work, "files")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		return "", fmt.Errorf("unpack for %s failed: %w", p.def.Name, err)
+	}
+	if err := h.sb.own(out); err != nil {
+		return "", fmt.Errorf("unpack for %s failed: %w", p.def.Name, err)
+	}
+	_, stderr, err := h.runTool(ctx, p.path, work, "unpack", out)
+	if err != nil {
+		return "", fmt.Errorf("unpack for %s failed: %w", p.def.Name, err)
+	}
+	if len(bytes.TrimSpace(stderr)) > 0 {
+		h.log.Info("unpack stderr", "provider", p.def.Name, "output", strings.TrimSpace(string(stderr)))
+	}
 	parent := filepath.Join(h.cfg.FileRoot, "files", "plugin_providers")
 	staging, err := os.MkdirTemp(parent, "."+p.def.Name+".unpack-")
 	if err != nil {
@@ -344,15 +397,86 @@ func (h *Host) unpack(ctx context.Context, p *provider) (string, error) {
 		os.RemoveAll(staging)
 		return "", fmt.Errorf("unpack staging directory: %w", err)
 	}
-	_, stderr, err := h.runTool(ctx, p.path, "unpack", staging)
-	if err != nil {
+	if err := copyUnpacked(out, staging); err != nil {
 		os.RemoveAll(staging)
-		return "", fmt.Errorf("unpack for %s failed: %w", p.def.Name, err)
-	}
-	if len(bytes.TrimSpace(stderr)) > 0 {
-		h.log.Info("unpack stderr", "provider", p.def.Name, "output", strings.TrimSpace(string(stderr)))
+		h.log.Error("unpack output refused", "provider", p.def.Name, "err", err)
+		return "", fmt.Errorf("unpack for %s refused: %w", p.def.Name, err)
 	}
 	return staging, nil
+}
+
+// maxUnpackBytes bounds what one unpack may leave behind.
+const maxUnpackBytes = 4 << 30
+
+// copyUnpacked copies the tree src into the existing directory dst,
+// refusing anything but plain directories and singly linked regular
+// files. Everything is read through an os.Root on src, so nothing
+// outside src is ever opened whatever the tree contains or how it
+// changes meanwhile.
+func copyUnpacked(src, dst string) error {
+	root, err := os.OpenRoot(src)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	var total int64
+	return fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if name == "." {
+			return nil
+		}
+		target := filepath.Join(dst, filepath.FromSlash(name))
+		switch t := d.Type(); {
+		case t&fs.ModeSymlink != 0:
+			link, _ := root.Readlink(name)
+			return fmt.Errorf("%s is a symlink (to %s); unpack may only leave files and directories", name, link)
+		case t.IsDir():
+			return os.Mkdir(target, 0o755)
+		case t.IsRegular():
+			n, err := copyUnpackedFile(root, name, target)
+			total += n
+			if err == nil && total > maxUnpackBytes {
+				err = fmt.Errorf("unpacked files exceed %d bytes", int64(maxUnpackBytes))
+			}
+			return err
+		default:
+			return fmt.Errorf("%s is a %s; unpack may only leave files and directories", name, t.Type().String())
+		}
+	})
+}
+
+// copyUnpackedFile copies the regular file name of root to target.
+func copyUnpackedFile(root *os.Root, name, target string) (int64, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("%s is not a regular file", name)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+		return 0, fmt.Errorf("%s is a hard link (%d names); unpack may only leave files of its own", name, st.Nlink)
+	}
+	mode := fi.Mode().Perm() &^ 0o022
+	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode|0o200)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(out, io.LimitReader(f, maxUnpackBytes+1))
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(target, mode)
+	}
+	return n, err
 }
 
 // swapUnpacked replaces the provider's unpack directory with staging.
@@ -765,6 +889,17 @@ func (h *Host) removeProviderFor(prov *provider, why string) {
 	h.broken[prov.file] = b
 	h.mu.Unlock()
 	h.saveRecord(b)
+}
+
+// brokenErrors returns the errors of the provider file named name when
+// its define or install failed.
+func (h *Host) brokenErrors(name string) []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if b, ok := h.broken[name]; ok {
+		return append([]string{}, b.errs...)
+	}
+	return nil
 }
 
 // removedWhy says why the host removed provider name, "" if it did not.

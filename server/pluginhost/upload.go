@@ -36,7 +36,10 @@ func (h *Host) Upload(ctx context.Context, urlName string, body io.Reader, size 
 		return nil, perr(http.StatusBadRequest, "Missing upload body")
 	}
 	tmp := filepath.Join(h.cfg.PluginRoot, "."+urlName+".part")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o700)
+	// 0755: sandboxed plugins run as another user, which must be able to
+	// execute the file (it is opened by the host, so the 0700 base
+	// directory above it stays closed to that user).
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, perr(http.StatusConflict, "Upload of %s already in progress", urlName)
@@ -64,7 +67,7 @@ func (h *Host) Upload(ctx context.Context, urlName string, body io.Reader, size 
 	case size >= 0 && n != size:
 		return nil, perr(http.StatusBadRequest, "Failed to upload entire file %s: %d bytes expected, %d bytes received", urlName, size, n)
 	}
-	if err := os.Chmod(tmp, 0o700); err != nil {
+	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, perr(http.StatusInsufficientStorage, "Failed to chmod %s: %v", urlName, err)
 	}
 

@@ -20,6 +20,7 @@ import (
 	"github.com/provisionhq/provision/server"
 	"github.com/provisionhq/provision/server/config"
 	"github.com/provisionhq/provision/server/pluginhost/hostmodule"
+	"github.com/provisionhq/provision/server/pluginhost/sandbox"
 	"github.com/provisionhq/provision/server/store"
 	"github.com/spf13/cobra"
 )
@@ -53,6 +54,9 @@ func modules(cfg config.Config) []server.Module {
 }
 
 func main() {
+	// First: in a plugin sandbox helper this confines the process and
+	// executes the plugin, never returning.
+	sandbox.Main()
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 

@@ -14,7 +14,16 @@ import (
 // provisiond's own 0700 root, not loose in /tmp.
 func TestStaleSocketDirsSweptAtStart(t *testing.T) {
 	base := t.TempDir()
-	root := pluginhost.CommRootFor(base)
+	// As root the plugins run as nobody and their sockets cannot live
+	// in the base directory; the root is then 0711 (enterable, not
+	// listable) with a 0700 directory per process owned by the plugin
+	// user.
+	otherUser := pluginhost.Sandbox{Enabled: true, User: "nobody"}.SwitchesUser()
+	root, _ := pluginhost.PluginDirsFor(base, otherUser)
+	wantMode := os.FileMode(0o700)
+	if otherUser {
+		wantMode = 0o711
+	}
 	t.Cleanup(func() { os.RemoveAll(root) })
 	stale := filepath.Join(root, "pv-fake1-4242")
 	if err := os.MkdirAll(stale, 0o700); err != nil {
@@ -35,7 +44,7 @@ func TestStaleSocketDirsSweptAtStart(t *testing.T) {
 		t.Fatalf("plugin socket %q (ok %v), want one under %s within the unix limit", sock, ok, root)
 	}
 	fi, err := os.Stat(root)
-	if err != nil || fi.Mode().Perm() != 0o700 {
+	if err != nil || fi.Mode().Perm() != wantMode {
 		t.Fatalf("socket root %s: %v %v", root, fi.Mode(), err)
 	}
 }

@@ -16,10 +16,14 @@ import (
 	"github.com/provisionhq/provision/server/config"
 	"github.com/provisionhq/provision/server/pluginhost"
 	"github.com/provisionhq/provision/server/pluginhost/internal/testplugins"
+	"github.com/provisionhq/provision/server/pluginhost/sandbox"
 	"github.com/provisionhq/provision/server/servertest"
 )
 
 func TestMain(m *testing.M) {
+	// Plugins started by these tests run through the real sandbox
+	// helper: this test binary.
+	sandbox.Main()
 	code := m.Run()
 	testplugins.Cleanup()
 	os.Exit(code)

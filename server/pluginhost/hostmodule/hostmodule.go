@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +28,7 @@ import (
 	"github.com/provisionhq/provision/server/contentlayer"
 	"github.com/provisionhq/provision/server/objects"
 	"github.com/provisionhq/provision/server/pluginhost"
+	"github.com/provisionhq/provision/server/pluginhost/sandbox"
 )
 
 // Principal is the name the host uses for its own changes (provider
@@ -253,13 +253,24 @@ func isActionPath(path string) bool {
 func (m *Module) Start(ctx context.Context) error {
 	s := m.s
 	sc := s.Config()
+	// Plugins are confined whenever this binary can serve as the
+	// sandbox helper (provisiond's main and the TestMain of the tests
+	// that start plugins call sandbox.Main); an embedding that does not
+	// gets a warning in the log and unconfined plugins, as does
+	// --plugin-sandbox=false.
+	sb := pluginhost.Sandbox{Enabled: sc.PluginSandbox && sandbox.Available(), User: sc.PluginUser, NoLandlock: !sc.PluginLandlock}
+	comm, scratch := pluginhost.PluginDirsFor(sc.BaseRoot, sb.SwitchesUser())
+	if sc.PluginScratchRoot != "" {
+		scratch = sc.PluginScratchRoot
+	}
 	cfg := pluginhost.Config{
 		PluginRoot: sc.EffectivePluginRoot(), FileRoot: sc.FileRoot(),
-		ScratchRoot: filepath.Join(sc.BaseRoot, "plugin-scratch"),
-		CommRoot:    pluginhost.CommRootFor(sc.BaseRoot), // swept at start: stale sockets of a crashed run go
+		ScratchRoot: scratch,
+		CommRoot:    comm, // swept at start: stale sockets of a crashed run go
 		APIURL:      s.APIURL(), FileURL: s.StaticURL(),
 		Logger: s.Logger(), Metrics: s.Metrics(), // the host adds component=pluginhost
 		ActionTimeout: sc.ActionTimeout, MaxActionTimeout: sc.MaxActionTimeout,
+		Sandbox: sb,
 	}
 	if m.opts.Tune != nil {
 		m.opts.Tune(&cfg)
@@ -385,6 +396,23 @@ func (m *Module) CreatePlugin(ctx context.Context, p *models.Plugin) error {
 func (m *Module) SetPluginErrors(ctx context.Context, name string, errs []string) error {
 	_, err := m.s.Objects().Update(ctx, Principal, "plugins", name, func(obj models.Model) error {
 		obj.(*models.Plugin).PluginErrors = append([]string{}, errs...)
+		return nil
+	})
+	var me *models.Error
+	if errors.As(err, &me) && me.Code == http.StatusNotFound {
+		return nil
+	}
+	return err
+}
+
+// SetPluginMeta implements pluginhost.PluginMeta.
+func (m *Module) SetPluginMeta(ctx context.Context, name, key, value string) error {
+	_, err := m.s.Objects().Update(ctx, Principal, "plugins", name, func(obj models.Model) error {
+		p := obj.(*models.Plugin)
+		if p.Meta == nil {
+			p.Meta = models.Meta{}
+		}
+		p.Meta[key] = value
 		return nil
 	})
 	var me *models.Error

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server/pluginhost"
 	"github.com/provisionhq/provision/server/pluginhost/internal/testplugins"
 	"github.com/provisionhq/provision/server/servertest"
 )
@@ -74,7 +75,10 @@ func TestSIGTERMDrainsActionsInFlight(t *testing.T) {
 		t.Fatalf("create machine: %d", code)
 	}
 
-	trigger := filepath.Join(t.TempDir(), "finish")
+	// The trigger lies in the plugin's scratch directory: the sandbox
+	// keeps it out of everything else.
+	_, scratch := pluginhost.PluginDirsFor(base, pluginhost.Sandbox{Enabled: true, User: "nobody"}.SwitchesUser())
+	trigger := filepath.Join(scratch, "fake1", "finish")
 	const n = 8
 	type answer struct {
 		code int

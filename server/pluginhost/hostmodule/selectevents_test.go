@@ -56,11 +56,21 @@ func (w *webhook) Texts() []string {
 	return append([]string{}, w.texts...)
 }
 
-// certFile writes the webhook's certificate where SSL_CERT_FILE can name it.
+// certFile writes the webhook's certificate where SSL_CERT_FILE can name
+// it: world-readable, because sandboxed plugins run as another user (the
+// sandbox lets them read the file SSL_CERT_FILE names).
 func (w *webhook) certFile(t *testing.T) string {
-	f := filepath.Join(t.TempDir(), "webhook.pem")
+	dir, err := os.MkdirTemp("", "webhook-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(dir, "webhook.pem")
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: w.Certificate().Raw})
-	if err := os.WriteFile(f, pemBytes, 0o600); err != nil {
+	if err := os.WriteFile(f, pemBytes, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return f

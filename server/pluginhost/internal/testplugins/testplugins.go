@@ -29,6 +29,9 @@ func variants() map[string]string {
 		"fake-badcontent": "-X main.mode=badcontent -X main.version=v3 -X main.name=fake",
 		"probe":           "-X main.mode=probe -X main.name=probe",
 		"hangdefine":      "-X main.mode=hangdefine -X main.name=hangdefine",
+		"snoop":           "-X main.mode=snoop -X main.name=snoop",
+		"symlink":         "-X main.mode=symlink -X main.name=symlink",
+		"chatty":          "-X main.mode=chatty -X main.name=chatty",
 	}
 }
 
@@ -66,7 +69,8 @@ func Path(t testing.TB, variant string) string {
 	return filepath.Join(dir, variant)
 }
 
-// Install copies variant into dir as name (mode 0700) and returns its path.
+// Install copies variant into dir as name (mode 0755, so that a plugin
+// user can execute it) and returns its path.
 func Install(t testing.TB, dstDir, variant, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(Path(t, variant))
@@ -77,7 +81,7 @@ func Install(t testing.TB, dstDir, variant, name string) string {
 	if err := os.MkdirAll(dstDir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(dst, b, 0o700); err != nil {
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return dst

@@ -14,6 +14,14 @@
 //	probe     like good, but define calls the API with its RS_TOKEN and
 //	          reports the answers (and the token) as JSON in Documentation
 //	hangdefine define never finishes
+//	snoop     like good, but tries to read the server's secrets (from the
+//	          base directory above RS_WEBROOT) and other processes' files
+//	          in define (report in Documentation), unpack (report in
+//	          snoop.json) and listen (the "snoop" action)
+//	symlink   like good, but unpack leaves symlinks to /etc/shadow and
+//	          to the server's token.key
+//	chatty    like good, but listen prints 20000 lines on stdout and on
+//	          stderr before READY!
 //
 // The machine action "sleep" waits params.seconds (default 24h) or until
 // the file params["until-file"] exists, whichever comes first.
@@ -34,6 +42,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -177,6 +186,11 @@ func define() {
 		doc, _ := json.Marshal(probeAPI())
 		def["Documentation"] = string(doc)
 	}
+	if mode == "snoop" {
+		def["AvailableActions"] = append(def["AvailableActions"].([]action), action{Command: "snoop", OptionalParams: []string{"snoop/paths"}})
+		doc, _ := json.Marshal(snoop(nil))
+		def["Documentation"] = string(doc)
+	}
 	buf, _ := json.MarshalIndent(def, "", "  ")
 	os.Stdout.Write(append(buf, '\n'))
 }
@@ -190,6 +204,72 @@ func unpack(dir string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	switch mode {
+	case "snoop":
+		buf, _ := json.Marshal(snoop(nil))
+		if err := os.WriteFile(dir+"/snoop.json", buf, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	case "symlink":
+		for link, target := range map[string]string{
+			"shadow": "/etc/shadow",
+			"key":    filepath.Join(filepath.Dir(os.Getenv("RS_WEBROOT")), "token.key"),
+		} {
+			if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		}
+	}
+}
+
+// secretFiles are the server's secrets, relative to its base directory.
+var secretFiles = []string{"token.key", "secure-params.key", "server.key", "provision.db", "admin-password"}
+
+// snoop tries to get at what a plugin must not: the server's secret files
+// (by path, and through /proc/<server pid>/root), the server's
+// environment and memory, /etc/shadow, and extra (other plugins' scratch
+// directories and sockets). It returns, per path, "ok" (read, listed or
+// connected: a leak) or the error, plus its uid and gid.
+func snoop(extra []string) map[string]any {
+	base := filepath.Dir(os.Getenv("RS_WEBROOT"))
+	ppid := os.Getppid()
+	tries := map[string]string{}
+	try := func(path string) {
+		fi, err := os.Lstat(path)
+		switch {
+		case err != nil:
+		case fi.Mode()&os.ModeSocket != 0:
+			var c net.Conn
+			if c, err = net.Dial("unix", path); err == nil {
+				c.Close()
+			}
+		case fi.IsDir():
+			_, err = os.ReadDir(path)
+		default:
+			_, err = os.ReadFile(path)
+		}
+		if err != nil {
+			tries[path] = err.Error()
+		} else {
+			tries[path] = "ok"
+		}
+	}
+	for _, f := range secretFiles {
+		try(filepath.Join(base, f))
+		try(filepath.Join(fmt.Sprintf("/proc/%d/root", ppid), base, f))
+	}
+	try(base)
+	try(fmt.Sprintf("/proc/%d/environ", ppid))
+	try(fmt.Sprintf("/proc/%d/mem", ppid))
+	try("/proc/1/environ")
+	try("/etc/shadow")
+	for _, p := range extra {
+		try(p)
+	}
+	cwd, _ := os.Getwd()
+	return map[string]any{"uid": os.Getuid(), "gid": os.Getgid(), "cwd": cwd, "base": base, "tries": tries}
 }
 
 type plugin struct {
@@ -393,6 +473,16 @@ func (p *plugin) action(w http.ResponseWriter, r *http.Request, model map[string
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		reply(w, 200, p.events)
+	case "snoop":
+		var extra []string
+		if list, ok := params["snoop/paths"].([]any); ok {
+			for _, v := range list {
+				if p, ok := v.(string); ok {
+					extra = append(extra, p)
+				}
+			}
+		}
+		reply(w, 200, snoop(extra))
 	case "measure":
 		reply(w, 200, map[string]any{"Id": model["Id"], "Size": model["Size"], "step": params["fake/step"]})
 	default:
@@ -476,6 +566,13 @@ func listen(to, from string) {
 	if mode == "failready" {
 		fmt.Println("Failed")
 		os.Exit(1)
+	}
+	if mode == "chatty" {
+		line := strings.Repeat("x", 100)
+		for i := 0; i < 20000; i++ {
+			fmt.Printf("start-up chatter %d %s\n", i, line)
+			fmt.Fprintf(os.Stderr, "start-up noise %d %s\n", i, line)
+		}
 	}
 	os.Remove(to)
 	ln, err := net.Listen("unix", to)
