@@ -73,7 +73,11 @@ func (p *process) handleLog(w http.ResponseWriter, r *http.Request) {
 	if len(l.Data) > 0 {
 		attrs = append(attrs, "data", l.Data)
 	}
-	p.log.Log(r.Context(), lvl, l.Message, attrs...)
+	if p.h.logs.allow(p.name, p.log) {
+		p.log.Log(r.Context(), lvl, l.Message, attrs...)
+	}
+	// A dropped line is still acknowledged: the plugin's logger must not
+	// fail or retry because the host is rate-limiting it.
 	w.WriteHeader(http.StatusNoContent)
 }
 

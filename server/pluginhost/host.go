@@ -169,6 +169,7 @@ type Host struct {
 	sb             sandboxState
 	closed         bool
 	schemas        schemaCache
+	logs           *logBudget // running plugins' log rate
 	wg             sync.WaitGroup
 }
 
@@ -217,6 +218,7 @@ func New(cfg Config, deps Deps) (*Host, error) {
 		ctx: ctx, cancel: cancel, hurry: hurry, hurryNow: hurryNow, tempComm: tempComm, sb: sb,
 		providers: map[string]*provider{}, broken: map[string]*provider{}, instances: map[string]*instance{},
 		removed: map[string]string{}, discovered: make(chan struct{}),
+		logs: newLogBudget(nil, m.logDropped),
 	}
 	sb.logSetup(h.log, cfg)
 	return h, nil

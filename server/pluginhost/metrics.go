@@ -14,6 +14,7 @@ type metrics struct {
 	restarts  *prometheus.CounterVec
 	published *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
+	logDrops  *prometheus.CounterVec
 	upGauge   *prometheus.GaugeVec
 }
 
@@ -40,6 +41,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "provision_plugin_publish_dropped_total",
 			Help: "Events dropped because a HasPublish plugin's queue was full.",
 		}, []string{"plugin"}),
+		logDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "provision_plugin_log_dropped_total",
+			Help: "Log lines (stdout, stderr, POST /log) of a running plugin dropped because it logged faster than its budget.",
+		}, []string{"plugin"}),
 		upGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "provision_plugin_up",
 			Help: "1 when the plugin's process is configured and serving.",
@@ -48,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	for _, c := range []prometheus.Collector{m.actions, m.latency, m.restarts, m.published, m.dropped, m.upGauge} {
+	for _, c := range []prometheus.Collector{m.actions, m.latency, m.restarts, m.published, m.dropped, m.logDrops, m.upGauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("pluginhost: register metrics: %w", err)
 		}
@@ -64,6 +69,8 @@ func (m *metrics) action(plugin string, d time.Duration, ok bool) {
 	m.actions.WithLabelValues(plugin, res).Inc()
 	m.latency.WithLabelValues(plugin).Observe(d.Seconds())
 }
+
+func (m *metrics) logDropped(plugin string) { m.logDrops.WithLabelValues(plugin).Inc() }
 
 func (m *metrics) restart(plugin string) { m.restarts.WithLabelValues(plugin).Inc() }
 
@@ -104,7 +111,7 @@ func (m *metrics) up(plugin string, up bool) {
 func (m *metrics) forget(plugin string) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.actions, m.latency, m.restarts, m.published, m.dropped, m.upGauge} {
+	}{m.actions, m.latency, m.restarts, m.published, m.dropped, m.logDrops, m.upGauge} {
 		v.DeletePartialMatch(prometheus.Labels{"plugin": plugin})
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/provisionhq/provision/models"
+	"github.com/provisionhq/provision/server/netlimit"
 	"github.com/provisionhq/provision/server/pluginhost/sandbox"
 )
 
@@ -51,6 +52,15 @@ const pluginTokenTTL = 1000000 * time.Hour
 
 // maxReplyBody bounds what the host reads from one plugin reply.
 const maxReplyBody = 64 << 20
+
+// maxPluginConns bounds the connections one plugin process may hold open
+// to its host socket; more are answered 503 and closed. DRP's plugin
+// library keeps two.
+const maxPluginConns = 64
+
+// pluginRequestTimeout bounds reading one request a plugin sends to its
+// host socket (a log line, an event, /leaving) and writing the answer.
+const pluginRequestTimeout = 30 * time.Second
 
 // maxLogLine bounds one stdout/stderr line kept for the log; longer lines
 // are truncated but still drained so the child never blocks on a full pipe.
@@ -179,8 +189,14 @@ func (p *process) launch(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("listen on %s: %w", fromPath, err)
 	}
-	p.srv = &http.Server{Handler: p.serverAPI(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
-	go func() { _ = p.srv.Serve(ln) }()
+	// The plugin is untrusted: bound its connections to the host and the
+	// time each request may take, so it cannot hold descriptors or
+	// goroutines without end.
+	p.srv = &http.Server{Handler: p.serverAPI(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: pluginRequestTimeout,
+		WriteTimeout: pluginRequestTimeout, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
+	limited := netlimit.Wrap(ln, netlimit.Options{Name: "plugin", Max: maxPluginConns, PerIP: maxPluginConns, RefuseHTTP: true})
+	go func() { _ = p.srv.Serve(limited) }()
 
 	p.tr = &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -262,7 +278,7 @@ func (p *process) launch(ctx context.Context) error {
 			if strings.HasPrefix(line, sandbox.ErrorPrefix) {
 				helperErr.Store(line)
 			}
-			if startup.allow(line) {
+			if startup.allow(line) && (!startup.done() || p.h.logs.allow(p.name, p.log)) {
 				p.log.Info("plugin stderr", "line", line)
 			}
 		})
@@ -290,7 +306,9 @@ func (p *process) launch(ctx context.Context) error {
 				}
 				return
 			}
-			p.log.Info("plugin stdout", "line", line)
+			if p.h.logs.allow(p.name, p.log) {
+				p.log.Info("plugin stdout", "line", line)
+			}
 		})
 		if !decided {
 			startup.end()
@@ -364,6 +382,14 @@ func (s *startupLog) allow(line string) bool {
 	s.droppedLines++
 	s.droppedBytes += len(line)
 	return false
+}
+
+// done reports whether the start-up phase is over (the steady-state log
+// budget applies from then on).
+func (s *startupLog) done() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
 }
 
 // end closes the start-up phase and logs what was dropped.
