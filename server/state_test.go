@@ -38,6 +38,9 @@ func knownState() map[string]string {
 	return map[string]string{
 		// Unexported bcrypt hash computed once at start and only read.
 		"auth/auth.go:dummyHash": "read-only after init",
+		// A fact about the process, not state of a server: sandbox.Main
+		// ran first in main, so this executable can be the helper.
+		"pluginhost/sandbox/sandbox.go:mainCalled": "set once at the start of main, then only read",
 		// Test kits: per-test-binary build caches guarded by sync.Once
 		// or a mutex, never used by provisiond.
 		"servertest/servertest.go:sharedHTTP":                    "test kit, read-only",

@@ -290,15 +290,18 @@ func (h *Host) checkDefinition(def *models.PluginProvider) (*provider, error) {
 	return p, nil
 }
 
-// deniedContentSections are the object kinds a provider's content bundle
-// may not carry, with the reason. Plugins are untrusted code, and content
-// layers are written by the server itself (no caller's rights apply), so
-// a provider that shipped a user with a password hash it chose would hold
-// that user's rights beyond its own revocable token. DRP lets plugin
-// content carry any section; we refuse these and say so in the provider's
-// Errors.
-var deniedContentSections = map[string]string{
-	"users": "a plugin provider may not create users (users are the root of every right)",
+// deniedContentSection says why a provider's content bundle may not carry
+// section prefix (ok false when it may). Plugins are untrusted code, and
+// content layers are written by the server itself (no caller's rights
+// apply), so a provider that shipped a user with a password hash it chose
+// would hold that user's rights beyond its own revocable token. DRP lets
+// plugin content carry any section; we refuse these and say so in the
+// provider's Errors.
+func deniedContentSection(prefix string) (why string, denied bool) {
+	if prefix == "users" {
+		return "a plugin provider may not create users (users are the root of every right)", true
+	}
+	return "", false
 }
 
 // buildContent decodes the provider's embedded content bundle and applies
@@ -315,7 +318,7 @@ func buildContent(def *models.PluginProvider) (*models.Content, error) {
 		c.Sections = map[string]map[string]any{}
 	}
 	for prefix := range c.Sections {
-		if why, denied := deniedContentSections[prefix]; denied {
+		if why, denied := deniedContentSection(prefix); denied {
 			return nil, fmt.Errorf("content section %s: %s", prefix, why)
 		}
 	}

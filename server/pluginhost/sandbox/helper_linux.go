@@ -19,20 +19,24 @@ import (
 // systemDirs are readable (and executable) for every plugin: programs,
 // libraries, certificates, time zones. /etc as a whole is not, only the
 // files name resolution, TLS and user lookups need.
-var systemDirs = []string{
-	"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-	"/etc/ssl/certs", "/etc/pki/tls/certs", "/etc/pki/ca-trust/extracted", "/etc/ca-certificates",
-	"/etc/ld.so.conf.d",
+func systemDirs() []string {
+	return []string{
+		"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+		"/etc/ssl/certs", "/etc/pki/tls/certs", "/etc/pki/ca-trust/extracted", "/etc/ca-certificates",
+		"/etc/ld.so.conf.d",
+	}
 }
 
 // systemFiles are single readable files (a symlink such as
 // /etc/resolv.conf -> /run/systemd/resolve/stub-resolv.conf allows its
 // target).
-var systemFiles = []string{
-	"/etc/resolv.conf", "/etc/hosts", "/etc/host.conf", "/etc/nsswitch.conf", "/etc/gai.conf",
-	"/etc/services", "/etc/protocols", "/etc/passwd", "/etc/group", "/etc/localtime",
-	"/etc/timezone", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/mime.types", "/etc/os-release",
-	"/dev/zero", "/dev/random", "/dev/urandom", "/proc/sys/net/core/somaxconn",
+func systemFiles() []string {
+	return []string{
+		"/etc/resolv.conf", "/etc/hosts", "/etc/host.conf", "/etc/nsswitch.conf", "/etc/gai.conf",
+		"/etc/services", "/etc/protocols", "/etc/passwd", "/etc/group", "/etc/localtime",
+		"/etc/timezone", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/mime.types", "/etc/os-release",
+		"/dev/zero", "/dev/random", "/dev/urandom", "/proc/sys/net/core/somaxconn",
+	}
 }
 
 // runHelper confines this process as the request in v says and executes
@@ -114,8 +118,8 @@ func restrict(pol Policy, exe string) error {
 	full := landlock.V11
 	cfg := landlock.Config{HandledAccessFS: full.HandledAccessFS, Scoped: full.Scoped}.BestEffort()
 	rules := []landlock.Rule{
-		landlock.RODirs(systemDirs...).IgnoreIfMissing(),
-		landlock.ROFiles(systemFiles...).IgnoreIfMissing(),
+		landlock.RODirs(systemDirs()...).IgnoreIfMissing(),
+		landlock.ROFiles(systemFiles()...).IgnoreIfMissing(),
 		landlock.RWFiles("/dev/null"),
 		// Its own /proc/<pid> (the helper's pid is the plugin's).
 		landlock.RODirs("/proc/self"),

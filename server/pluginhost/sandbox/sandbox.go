@@ -25,7 +25,6 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	llsyscall "github.com/landlock-lsm/go-landlock/landlock/syscall"
@@ -90,20 +89,14 @@ func Main() {
 // os.Executable() can be used as the helper.
 func Available() bool { return mainCalled.Load() }
 
-var (
-	abiOnce sync.Once
-	abi     int
-)
-
 // LandlockABI returns the Landlock ABI version of the running kernel, 0
-// when Landlock is missing or disabled.
+// when Landlock is missing or disabled. (One system call; it is asked at
+// start and per plugin start, so it is not cached.)
 func LandlockABI() int {
-	abiOnce.Do(func() {
-		if v, err := llsyscall.LandlockGetABIVersion(); err == nil && v > 0 {
-			abi = v
-		}
-	})
-	return abi
+	if v, err := llsyscall.LandlockGetABIVersion(); err == nil && v > 0 {
+		return v
+	}
+	return 0
 }
 
 // LookupUser returns the uid and gid of the account name (or of a
