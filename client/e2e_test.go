@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,6 +189,17 @@ func TestE2EEventStream(t *testing.T) {
 	}
 	if err := s.Deregister(ctx, "custom.ping.*"); err != nil {
 		t.Fatalf("Deregister: %v", err)
+	}
+	// A filter the server refuses (an empty action passes the client's
+	// shape check) is an error naming the server's reason, not a silent
+	// registration that can never deliver.
+	err = s.Register(ctx, "machines..x")
+	var me *models.Error
+	if !errors.As(err, &me) || me.Code != 400 || !strings.Contains(err.Error(), "empty action") {
+		t.Fatalf("Register of a refused filter: %v", err)
+	}
+	if slices.Contains(s.Filters(), "machines..x") {
+		t.Fatal("a refused filter is kept for re-registration")
 	}
 }
 

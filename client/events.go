@@ -75,7 +75,7 @@ type EventStream struct {
 	mu      sync.Mutex
 	conn    *websocket.Conn // nil while reconnecting
 	filters map[string]bool // registered (or being registered) filters
-	waiters map[string][]chan struct{}
+	waiters map[string][]chan error
 
 	dropped    atomic.Uint64
 	reconnects atomic.Uint64
@@ -123,7 +123,7 @@ func (c *Client) EventsWith(ctx context.Context, opts StreamOptions) (*EventStre
 		done:    make(chan struct{}),
 		conn:    conn,
 		filters: map[string]bool{},
-		waiters: map[string][]chan struct{}{},
+		waiters: map[string][]chan error{},
 	}
 	// The stream ends with the caller's context.
 	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
@@ -254,7 +254,7 @@ func (s *EventStream) readLoop(conn *websocket.Conn) error {
 			continue
 		}
 		if e.Type == "websocket" && (e.Action == "register" || e.Action == "deregister") {
-			s.ack(e.Action, e.Key)
+			s.ack(e.Action, e.Key, ackRefusal(e.Object))
 			continue
 		}
 		select {
@@ -314,26 +314,46 @@ func (s *EventStream) send(conn *websocket.Conn, verb, filter string) error {
 	return conn.Write(ctx, websocket.MessageText, []byte(verb+" "+filter))
 }
 
-// ack wakes whoever waits for the acknowledgement of verb+filter.
-func (s *EventStream) ack(verb, filter string) {
+// ackRefusal returns the models.Error a server put in an acknowledgement's
+// Object when it refused the request (an invalid filter, too many
+// filters), or nil for an applied request (DRP's acknowledgements carry no
+// Object).
+func ackRefusal(obj any) error {
+	if obj == nil {
+		return nil
+	}
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return nil
+	}
+	var me models.Error
+	if json.Unmarshal(raw, &me) != nil || me.Code < 400 {
+		return nil
+	}
+	return &me
+}
+
+// ack wakes whoever waits for the acknowledgement of verb+filter with the
+// server's refusal, or nil.
+func (s *EventStream) ack(verb, filter string, refusal error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := verb + " " + filter
 	for _, ch := range s.waiters[k] {
-		close(ch)
+		ch <- refusal // buffered, one send per waiter
 	}
 	delete(s.waiters, k)
 }
 
 // addWaiter registers interest in the ack of verb+filter.
-func (s *EventStream) addWaiter(verb, filter string) chan struct{} {
-	ch := make(chan struct{})
+func (s *EventStream) addWaiter(verb, filter string) chan error {
+	ch := make(chan error, 1)
 	k := verb + " " + filter
 	s.waiters[k] = append(s.waiters[k], ch)
 	return ch
 }
 
-func (s *EventStream) dropWaiter(verb, filter string, ch chan struct{}) {
+func (s *EventStream) dropWaiter(verb, filter string, ch chan error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := verb + " " + filter
@@ -350,11 +370,14 @@ func (s *EventStream) dropWaiter(verb, filter string, ch chan struct{}) {
 }
 
 // waitAck waits for ch, the stream's end, ctx or the ack timeout.
-func (s *EventStream) waitAck(ctx context.Context, verb, filter string, ch chan struct{}) error {
+func (s *EventStream) waitAck(ctx context.Context, verb, filter string, ch chan error) error {
 	t := time.NewTimer(s.opts.AckTimeout)
 	defer t.Stop()
 	select {
-	case <-ch:
+	case refusal := <-ch:
+		if refusal != nil {
+			return fmt.Errorf("client: %s %q refused by the server: %w", verb, filter, refusal)
+		}
 		return nil
 	case <-ctx.Done():
 		s.dropWaiter(verb, filter, ch)
