@@ -2,6 +2,7 @@ package drpcompat
 
 import (
 	"bytes"
+	"github.com/provisionhq/provision/server/pluginhost/sandbox"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,7 +19,11 @@ import (
 	"github.com/provisionhq/provision/server/servertest"
 )
 
+// TestMain makes this test binary the plugin sandbox helper, so the
+// provisiond these tests start in-process runs plugins confined, as a real
+// one does.
 func TestMain(m *testing.M) {
+	sandbox.Main()
 	code := m.Run()
 	if incrementerDir != "" {
 		os.RemoveAll(incrementerDir)
