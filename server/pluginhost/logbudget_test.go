@@ -3,28 +3,11 @@ package pluginhost
 import (
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/provisionhq/provision/server/servertest"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A plugin that logs faster than its budget loses the excess, counted and
 // reported once, and gets its lines back as the bucket refills; another
@@ -34,7 +17,7 @@ func TestLogBudget(t *testing.T) {
 	clock := func() time.Time { return now }
 	drops := map[string]int{}
 	b := newLogBudget(clock, func(p string) { drops[p]++ })
-	var out syncBuffer
+	var out servertest.Buffer
 	log := slog.New(slog.NewTextHandler(&out, nil))
 
 	allowed := 0

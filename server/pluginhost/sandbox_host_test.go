@@ -1,7 +1,6 @@
 package pluginhost
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,31 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/server/pluginhost/sandbox"
+	"github.com/provisionhq/provision/server/servertest"
 )
-
-// lockedBuffer is a log sink safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestStartupOutputBounded: a plugin that prints 20000 lines on stdout
 // and on stderr (about 4.8 MB) before READY! starts normally, and its
@@ -41,7 +22,7 @@ func (b *lockedBuffer) String() string {
 // still in the stderr pipe at READY!) in the log, then one line saying
 // how much was dropped.
 func TestStartupOutputBounded(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &servertest.Buffer{}
 	_, h, _ := runningPlugin(t, "chatty", &models.Plugin{Name: "chatty1", Provider: "chatty"}, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		c.ReadyTimeout = time.Minute
