@@ -109,7 +109,7 @@ run_tests() {
 # paired in its package with a floor measured in the same run, so README
 # reports ratios rather than absolute numbers.
 BENCHES=(
-	"./server/api BenchmarkHTTPS|BenchmarkInProcess|BenchmarkServiceGet|BenchmarkStoreRead"
+	"./server/api BenchmarkHTTPS|BenchmarkInProcess|BenchmarkServiceGet|BenchmarkStoreRead|BenchmarkEventsPost"
 	"./server/events BenchmarkFanout"
 	"./server/pluginhost/hostmodule BenchmarkPluginActions"
 	"./plugins/ipmi/internal/bulk BenchmarkPowerStatus100BMCs -benchtime=3x"
