@@ -296,11 +296,13 @@ func (w *wsConn) run(reqCtx context.Context) {
 	}
 }
 
-// drain moves every event and acknowledgement already waiting into the
-// batch without blocking. ok is false when the connection failed;
-// subClosed reports that the subscription's queue was closed.
+// drain moves the events and acknowledgements already waiting into the
+// batch without blocking, at most one queue's worth, so that under a
+// sustained stream run still sees shutdown and client close between
+// drains. ok is false when the connection failed; subClosed reports that
+// the subscription's queue was closed.
 func (w *wsConn) drain(envs <-chan *envelope) (ok, subClosed bool) {
-	for {
+	for range cap(envs) + cap(w.acks) {
 		select {
 		case env, open := <-envs:
 			if !open {
@@ -317,6 +319,7 @@ func (w *wsConn) drain(envs <-chan *envelope) (ok, subClosed bool) {
 			return true, false
 		}
 	}
+	return true, false
 }
 
 // queueEnvelope adds a published event's shared frame to the batch if the
