@@ -52,6 +52,10 @@ type Bus struct {
 	// sending, so that remove never closes a channel Publish sends on.
 	mu sync.RWMutex
 
+	// matches recycles Publish's lists of matching subscribers
+	// (*[]*Subscription).
+	matches sync.Pool
+
 	published atomic.Uint64
 	dropped   atomic.Uint64
 
@@ -118,9 +122,6 @@ type envelope struct {
 	err   error  // why frame could not be encoded
 }
 
-// matchPool recycles Publish's list of matching subscribers.
-var matchPool = sync.Pool{New: func() any { s := make([]*Subscription, 0, 128); return &s }}
-
 // Publish delivers e to every matching subscriber without blocking. A
 // subscriber whose queue is full loses the event; the loss is counted on
 // the subscription, the bus and the dropped metric. Subscribers share e's
@@ -135,7 +136,10 @@ func (b *Bus) Publish(e models.Event) {
 	if subs == nil {
 		return
 	}
-	mp := matchPool.Get().(*[]*Subscription)
+	mp, _ := b.matches.Get().(*[]*Subscription)
+	if mp == nil {
+		mp = new([]*Subscription)
+	}
 	matched := (*mp)[:0]
 	frame := false
 	for _, s := range *subs {
@@ -162,7 +166,7 @@ func (b *Bus) Publish(e models.Event) {
 	}
 	clear(matched) // do not pin subscriptions from the pool
 	*mp = matched[:0]
-	matchPool.Put(mp)
+	b.matches.Put(mp)
 }
 
 // Subscribe registers a subscriber with a queue of queueLen events

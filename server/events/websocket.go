@@ -81,6 +81,10 @@ type WebsocketHandler struct {
 	cancel context.CancelFunc
 	conns  atomic.Int64
 	admit  *wsAdmission
+	// batches holds the connections' batch buffers (*[]byte of capacity
+	// maxBatch), so that only connections with a batch in progress hold
+	// one.
+	batches sync.Pool
 }
 
 // NewWebsocketHandler returns a handler that streams events from bus.
@@ -225,7 +229,7 @@ type wsConn struct {
 	log        *slog.Logger
 
 	// batch collects the frames of one drained batch (a buffer from
-	// batchPool while a batch is open, nil between batches).
+	// h.batches while a batch is open, nil between batches).
 	batch *[]byte
 }
 
@@ -366,10 +370,6 @@ func (w *wsConn) permitted(e *models.Event) (ok bool) {
 // many bytes per write; a larger frame is written on its own.
 const maxBatch = 64 << 10
 
-// batchPool holds batch buffers, so that only connections with a batch
-// in progress hold one.
-var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxBatch); return &b }}
-
 // queueFrame adds one complete frame to the batch, writing the batch
 // first if the frame does not fit. It returns false if the connection
 // failed.
@@ -383,7 +383,11 @@ func (w *wsConn) queueFrame(frame []byte) bool {
 		return w.write(frame)
 	}
 	if w.batch == nil {
-		w.batch = batchPool.Get().(*[]byte)
+		w.batch, _ = w.h.batches.Get().(*[]byte)
+		if w.batch == nil {
+			b := make([]byte, 0, maxBatch)
+			w.batch = &b
+		}
 	}
 	*w.batch = append(*w.batch, frame...)
 	return true
@@ -397,7 +401,7 @@ func (w *wsConn) flush() bool {
 	}
 	ok := len(*w.batch) == 0 || w.write(*w.batch)
 	*w.batch = (*w.batch)[:0]
-	batchPool.Put(w.batch)
+	w.h.batches.Put(w.batch)
 	w.batch = nil
 	return ok
 }
