@@ -109,8 +109,8 @@ run_tests() {
 # paired in its package with a floor measured in the same run, so README
 # reports ratios rather than absolute numbers.
 BENCHES=(
-	"./server/api BenchmarkHTTPS|BenchmarkInProcess|BenchmarkServiceGet|BenchmarkStoreRead"
-	"./server/events BenchmarkFanout"
+	"./server/api BenchmarkHTTPS|BenchmarkInProcess|BenchmarkServiceGet|BenchmarkStoreRead|BenchmarkEventsPost"
+	"./server/events BenchmarkFanout -count=3"
 	"./server/pluginhost/hostmodule BenchmarkPluginActions"
 	"./plugins/ipmi/internal/bulk BenchmarkPowerStatus100BMCs -benchtime=3x"
 	"./client BenchmarkClient|BenchmarkE2E"

@@ -10,7 +10,6 @@
 package events
 
 import (
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"sync"
@@ -46,8 +45,16 @@ const (
 type Bus struct {
 	log *slog.Logger
 
-	mu   sync.RWMutex // guards subs; Publish holds it shared while sending
-	subs []*Subscription
+	// subs is the current subscriber list, replaced (never modified in
+	// place) under mu, so Publish matches and encodes without any lock.
+	subs atomic.Pointer[[]*Subscription]
+	// mu serialises add/remove; Publish holds it shared only while
+	// sending, so that remove never closes a channel Publish sends on.
+	mu sync.RWMutex
+
+	// matches recycles Publish's lists of matching subscribers
+	// (*[]*Subscription).
+	matches sync.Pool
 
 	published atomic.Uint64
 	dropped   atomic.Uint64
@@ -104,43 +111,62 @@ func registerOrReuse[C prometheus.Collector](r prometheus.Registerer, c C, log *
 	return c
 }
 
-// envelope carries one published event to every subscriber. The JSON
-// encoding is computed at most once, by the first websocket writer that
-// needs it, and shared by all.
+// envelope carries one published event to every subscriber. When a
+// websocket subscriber wants the event, Publish encodes it once into a
+// complete websocket frame before fanning out, outside any lock, and every
+// connection writes that same frame: no writer ever encodes or waits for
+// another writer's encoding.
 type envelope struct {
-	ev   models.Event
-	once sync.Once
-	buf  []byte
-	err  error
-}
-
-// json returns the event's JSON encoding.
-func (e *envelope) json() ([]byte, error) {
-	e.once.Do(func() { e.buf, e.err = json.Marshal(&e.ev) })
-	return e.buf, e.err
+	ev    models.Event
+	frame []byte // the event as one websocket text frame (encodeFrame)
+	err   error  // why frame could not be encoded
 }
 
 // Publish delivers e to every matching subscriber without blocking. A
 // subscriber whose queue is full loses the event; the loss is counted on
 // the subscription, the bus and the dropped metric. Subscribers share e's
 // Object and Original: they must treat them as read-only.
+//
+// Matching and encoding run without locks, on the publisher's goroutine;
+// only the non-blocking sends hold the bus lock (shared).
 func (b *Bus) Publish(e models.Event) {
 	b.published.Add(1)
 	b.mPublished.Inc()
-	var env *envelope
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	for _, s := range b.subs {
-		if !s.wants(&e) {
-			continue
-		}
-		if env == nil {
-			env = &envelope{ev: e}
-		}
-		if !s.offer(env) {
-			s.noteDrop()
+	subs := b.subs.Load()
+	if subs == nil {
+		return
+	}
+	mp, _ := b.matches.Get().(*[]*Subscription)
+	if mp == nil {
+		mp = new([]*Subscription)
+	}
+	matched := (*mp)[:0]
+	frame := false
+	for _, s := range *subs {
+		if s.wants(&e) {
+			matched = append(matched, s)
+			frame = frame || s.envs != nil
 		}
 	}
+	if len(matched) > 0 {
+		env := &envelope{ev: e}
+		if frame {
+			env.frame, env.err = encodeFrame(&env.ev)
+		}
+		b.mu.RLock()
+		for _, s := range matched {
+			if s.closed {
+				continue // unsubscribed after the snapshot
+			}
+			if !s.offer(env) {
+				s.noteDrop()
+			}
+		}
+		b.mu.RUnlock()
+	}
+	clear(matched) // do not pin subscriptions from the pool
+	*mp = matched[:0]
+	b.matches.Put(mp)
 }
 
 // Subscribe registers a subscriber with a queue of queueLen events
@@ -168,7 +194,12 @@ func (b *Bus) newSubscription(name string, match func(*models.Event) bool) *Subs
 
 func (b *Bus) add(s *Subscription) {
 	b.mu.Lock()
-	b.subs = append(b.subs, s)
+	var cur []*Subscription
+	if p := b.subs.Load(); p != nil {
+		cur = *p
+	}
+	next := append(cur[:len(cur):len(cur)], s) // always a new array
+	b.subs.Store(&next)
 	b.mu.Unlock()
 	b.mSubscribed.Inc()
 }
@@ -178,12 +209,19 @@ func (b *Bus) add(s *Subscription) {
 func (b *Bus) remove(s *Subscription) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i, x := range b.subs {
+	p := b.subs.Load()
+	if p == nil {
+		return false
+	}
+	for i, x := range *p {
 		if x == s {
-			// Copy so that a concurrent Publish, which holds the read
-			// lock, never sees a half-shifted slice (it cannot: we hold
-			// the write lock) and old backing arrays are not reused.
-			b.subs = append(b.subs[:i:i], b.subs[i+1:]...)
+			// A new array: a concurrent Publish may still be reading
+			// the old one.
+			next := append((*p)[:i:i], (*p)[i+1:]...)
+			b.subs.Store(&next)
+			// Publish checks closed under the read lock before sending,
+			// so it never sends on the channels closed here.
+			s.closed = true
 			if s.ch != nil {
 				close(s.ch)
 			}
@@ -205,9 +243,10 @@ func (b *Bus) Dropped() uint64 { return b.dropped.Load() }
 
 // Subscribers is the number of open subscriptions.
 func (b *Bus) Subscribers() int {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return len(b.subs)
+	if p := b.subs.Load(); p != nil {
+		return len(*p)
+	}
+	return 0
 }
 
 // Subscription is one subscriber's queue.
@@ -222,6 +261,7 @@ type Subscription struct {
 	envs chan *envelope
 
 	dropped atomic.Uint64
+	closed  bool // set by remove; guarded by bus.mu
 }
 
 // wants runs the subscriber's match function; a panicking match is logged

@@ -183,3 +183,27 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return out
 }
+
+// TestBusEncodesOnceAtPublish: websocket subscribers receive one shared
+// envelope whose frame Publish has already encoded, so no writer encodes
+// or waits for another's encoding.
+func TestBusEncodesOnceAtPublish(t *testing.T) {
+	b := NewBus(Options{})
+	s1 := b.subscribeEnvelopes("a", 1, nil)
+	defer s1.Close()
+	s2 := b.subscribeEnvelopes("b", 1, nil)
+	defer s2.Close()
+	e := models.Event{Type: "machines", Action: "update", Key: "m1", Object: map[string]any{"Name": "n"}}
+	b.Publish(e)
+	e1, e2 := <-s1.envs, <-s2.envs
+	if e1 != e2 {
+		t.Fatal("subscribers got different envelopes for one event")
+	}
+	want, err := encodeFrame(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e1.err != nil || string(e1.frame) != string(want) {
+		t.Fatalf("envelope frame %q (%v), want %q", e1.frame, e1.err, want)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,7 @@ import (
 const (
 	// DefaultWSQueueLen is the default per-connection event queue length.
 	DefaultWSQueueLen = 1000
-	// DefaultWSWriteTimeout is the default bound on one frame write.
+	// DefaultWSWriteTimeout is the default bound on one write.
 	DefaultWSWriteTimeout = 10 * time.Second
 	// DefaultWSMaxFilters is the default cap on filters per connection.
 	DefaultWSMaxFilters = 1000
@@ -38,9 +39,11 @@ type WSOptions struct {
 	// (default DefaultWSQueueLen). Events that do not fit are dropped and
 	// counted on the bus.
 	QueueLen int
-	// WriteTimeout bounds one frame write (default DefaultWSWriteTimeout);
-	// a connection whose write stalls longer is closed, so a client that
-	// stops reading loses its connection instead of pinning resources.
+	// WriteTimeout bounds one write to the connection (default
+	// DefaultWSWriteTimeout): a batch of frames of at most 64 KiB, or one
+	// larger frame. A connection whose write stalls longer is closed, so
+	// a client that stops reading loses its connection instead of
+	// pinning resources.
 	WriteTimeout time.Duration
 	// MaxFilters bounds the filters one connection may register
 	// (default DefaultWSMaxFilters); further registers are refused with
@@ -78,6 +81,10 @@ type WebsocketHandler struct {
 	cancel context.CancelFunc
 	conns  atomic.Int64
 	admit  *wsAdmission
+	// batches holds the connections' batch buffers (*[]byte of capacity
+	// maxBatch), so that only connections with a batch in progress hold
+	// one.
+	batches sync.Pool
 }
 
 // NewWebsocketHandler returns a handler that streams events from bus.
@@ -172,7 +179,8 @@ func (h *WebsocketHandler) ServeClient(w http.ResponseWriter, r *http.Request, c
 		return
 	}
 	defer release()
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	hw := &hijackWriter{ResponseWriter: w}
+	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		// Any Origin is accepted on purpose: clients are CLIs and plugins,
 		// not browsers carrying ambient cookies, and every connection has
 		// already been authenticated by token/credentials in the request
@@ -189,9 +197,16 @@ func (h *WebsocketHandler) ServeClient(w http.ResponseWriter, r *http.Request, c
 	h.conns.Add(1)
 	defer h.conns.Add(-1)
 
+	if hw.fc == nil {
+		// Cannot happen: Accept succeeds only after hijacking through hw.
+		h.log.Error("websocket: connection was not hijacked through the frame writer", "principal", principal)
+		_ = c.CloseNow()
+		return
+	}
 	conn := &wsConn{
 		h:          h,
 		c:          c,
+		fc:         hw.fc,
 		principal:  principal,
 		remoteAddr: r.RemoteAddr,
 		allow:      allow,
@@ -205,12 +220,17 @@ func (h *WebsocketHandler) ServeClient(w http.ResponseWriter, r *http.Request, c
 type wsConn struct {
 	h          *WebsocketHandler
 	c          *websocket.Conn
+	fc         *frameConn // c's byte stream; event frames are written here
 	principal  string
 	remoteAddr string
 	allow      func(*models.Event) bool
 	filters    FilterSet
 	acks       chan models.Event
 	log        *slog.Logger
+
+	// batch collects the frames of one drained batch (a buffer from
+	// h.batches while a batch is open, nil between batches).
+	batch *[]byte
 }
 
 // run serves the connection until it ends. The reader goroutine handles
@@ -255,7 +275,7 @@ func (w *wsConn) run(reqCtx context.Context) {
 			_ = w.c.CloseNow()
 			return
 		case ack := <-w.acks:
-			if !w.writeEvent(ioCtx, &ack, nil) {
+			if !w.queueEvent(&ack) {
 				return
 			}
 		case env, ok := <-sub.envs:
@@ -263,14 +283,72 @@ func (w *wsConn) run(reqCtx context.Context) {
 				_ = w.c.Close(websocket.StatusGoingAway, "event stream closed")
 				return
 			}
-			if !w.permitted(&env.ev) {
-				continue
-			}
-			if !w.writeEvent(ioCtx, &env.ev, env) {
+			if !w.queueEnvelope(env) {
 				return
 			}
 		}
+		// Drain whatever else is already queued into the same batch, so
+		// a busy connection costs one write per batch, not per event.
+		ok, subClosed := w.drain(sub.envs)
+		if !ok || !w.flush() {
+			return
+		}
+		if subClosed {
+			_ = w.c.Close(websocket.StatusGoingAway, "event stream closed")
+			return
+		}
 	}
+}
+
+// drain moves the events and acknowledgements already waiting into the
+// batch without blocking, at most one queue's worth, so that under a
+// sustained stream run still sees shutdown and client close between
+// drains. ok is false when the connection failed; subClosed reports that
+// the subscription's queue was closed.
+func (w *wsConn) drain(envs <-chan *envelope) (ok, subClosed bool) {
+	for range cap(envs) + cap(w.acks) {
+		select {
+		case env, open := <-envs:
+			if !open {
+				return true, true
+			}
+			if !w.queueEnvelope(env) {
+				return false, false
+			}
+		case ack := <-w.acks:
+			if !w.queueEvent(&ack) {
+				return false, false
+			}
+		default:
+			return true, false
+		}
+	}
+	return true, false
+}
+
+// queueEnvelope adds a published event's shared frame to the batch if the
+// connection's rights allow the event. It returns false if the connection
+// failed.
+func (w *wsConn) queueEnvelope(env *envelope) bool {
+	if !w.permitted(&env.ev) {
+		return true
+	}
+	if env.err != nil {
+		w.log.Warn("websocket: cannot encode event, skipping it", "type", env.ev.Type, "action", env.ev.Action, "key", env.ev.Key, "error", env.err)
+		return true
+	}
+	return w.queueFrame(env.frame)
+}
+
+// queueEvent encodes e (an acknowledgement, for this connection only)
+// and adds it to the batch. It returns false if the connection failed.
+func (w *wsConn) queueEvent(e *models.Event) bool {
+	frame, err := encodeFrame(e)
+	if err != nil {
+		w.log.Warn("websocket: cannot encode event, skipping it", "type", e.Type, "action", e.Action, "key", e.Key, "error", err)
+		return true
+	}
+	return w.queueFrame(frame)
 }
 
 // permitted applies the connection's rights check, treating a panic as a
@@ -288,34 +366,60 @@ func (w *wsConn) permitted(e *models.Event) (ok bool) {
 	return w.allow(e)
 }
 
-// writeEvent sends one event frame; env, when set, supplies the shared
-// encoding. It returns false (after closing the connection) if the
-// connection is unusable.
-func (w *wsConn) writeEvent(ioCtx context.Context, e *models.Event, env *envelope) bool {
-	var buf []byte
-	var err error
-	if env != nil {
-		buf, err = env.json()
-	} else {
-		buf, err = json.Marshal(e)
+// maxBatch is the size of a batch buffer: frames are collected up to this
+// many bytes per write; a larger frame is written on its own.
+const maxBatch = 64 << 10
+
+// queueFrame adds one complete frame to the batch, writing the batch
+// first if the frame does not fit. It returns false if the connection
+// failed.
+func (w *wsConn) queueFrame(frame []byte) bool {
+	if w.batch != nil && len(*w.batch)+len(frame) > maxBatch {
+		if !w.flush() {
+			return false
+		}
 	}
-	if err != nil {
-		w.log.Warn("websocket: cannot encode event, skipping it", "type", e.Type, "action", e.Action, "key", e.Key, "error", err)
+	if len(frame) > maxBatch {
+		return w.write(frame)
+	}
+	if w.batch == nil {
+		w.batch, _ = w.h.batches.Get().(*[]byte)
+		if w.batch == nil {
+			b := make([]byte, 0, maxBatch)
+			w.batch = &b
+		}
+	}
+	*w.batch = append(*w.batch, frame...)
+	return true
+}
+
+// flush writes the batch, if any, and returns its buffer to the pool. It
+// returns false if the connection failed.
+func (w *wsConn) flush() bool {
+	if w.batch == nil {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(ioCtx, w.h.opts.WriteTimeout)
-	err = w.c.Write(ctx, websocket.MessageText, buf)
-	cancel()
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			w.log.Warn("websocket: client not reading, closing connection", "timeout", w.h.opts.WriteTimeout)
-		} else {
-			w.log.Debug("websocket: write failed", "error", err)
-		}
-		_ = w.c.CloseNow()
-		return false
+	ok := len(*w.batch) == 0 || w.write(*w.batch)
+	*w.batch = (*w.batch)[:0]
+	w.h.batches.Put(w.batch)
+	w.batch = nil
+	return ok
+}
+
+// write sends complete frames in one write bounded by WriteTimeout. On
+// failure it closes the connection and returns false.
+func (w *wsConn) write(frames []byte) bool {
+	err := w.fc.writeFrames(frames, w.h.opts.WriteTimeout)
+	if err == nil {
+		return true
 	}
-	return true
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.log.Warn("websocket: client not reading, closing connection", "timeout", w.h.opts.WriteTimeout)
+	} else {
+		w.log.Debug("websocket: write failed", "error", err)
+	}
+	_ = w.c.CloseNow()
+	return false
 }
 
 // readLoop handles client requests until the connection fails or ioCtx ends.

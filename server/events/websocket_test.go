@@ -391,9 +391,7 @@ func TestWSStalledWriteClosesConnection(t *testing.T) {
 	stuck := env.dial(t, "stuck", stuckDialOptions())
 	stuck.register("bulk.*.*")
 	payload := bulkPayload(t, 192<<10)
-	env.bus.mu.RLock()
-	sub := env.bus.subs[0]
-	env.bus.mu.RUnlock()
+	sub := (*env.bus.subs.Load())[0]
 	// Keep the client's queue full: publish while it has room, otherwise
 	// wait until either the writer makes progress or, once the client's
 	// TCP buffers are full and a write stalls, the write timeout closes
@@ -505,5 +503,77 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestWSFrameWire checks the pre-encoded frames on the wire: every event
+// is one text message whose payload is exactly json.Marshal of the event,
+// at each payload-length encoding boundary of RFC 6455 (7-bit, 16-bit,
+// 64-bit lengths), and batches of frames written together are still read
+// as separate messages.
+func TestWSFrameWire(t *testing.T) {
+	env := newWSEnv(t, WSOptions{}, nil)
+	c := env.dial(t, "u", nil)
+	c.register("wire.*.*")
+	base := models.Event{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Type: "wire", Action: "x", Principal: "p", Object: ""}
+	empty, err := json.Marshal(&base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	for i, size := range []int{1, 125, 126, 127, 0xffff, 0x10000, 0x10001, 300 << 10} {
+		e := base
+		e.Key = fmt.Sprint(i)
+		pad := size - len(empty) - len(e.Key)
+		if pad < 0 {
+			pad = 0
+		}
+		e.Object = strings.Repeat("a", pad)
+		buf, err := json.Marshal(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, buf)
+		env.bus.Publish(e)
+	}
+	for i, w := range want {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		typ, got, err := c.c.Read(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if typ != websocket.MessageText || string(got) != string(w) {
+			t.Fatalf("message %d: type %v, %d bytes, want text, %d bytes of json.Marshal", i, typ, len(got), len(w))
+		}
+	}
+}
+
+func TestEncodeFrameHeader(t *testing.T) {
+	for _, tc := range []struct {
+		payload int
+		header  []byte
+	}{
+		{125, []byte{0x81, 125}},
+		{126, []byte{0x81, 126, 0, 126}},
+		{0xffff, []byte{0x81, 126, 0xff, 0xff}},
+		{0x10000, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+	} {
+		e := models.Event{Type: "t", Action: "a", Key: "k", Object: ""}
+		withObj, err := json.Marshal(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Object = strings.Repeat("b", tc.payload-len(withObj))
+		frame, err := encodeFrame(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := frame[:len(tc.header)]; string(got) != string(tc.header) {
+			t.Fatalf("payload %d: header % x, want % x", tc.payload, got, tc.header)
+		}
+		if len(frame) != len(tc.header)+tc.payload {
+			t.Fatalf("payload %d: frame %d bytes", tc.payload, len(frame))
+		}
 	}
 }

@@ -85,6 +85,9 @@ func show(v float64, unit string, ok bool) string {
 			return fmt.Sprintf("%.3g µs/op", v/1e3)
 		}
 	}
+	if math.Abs(v) >= 1e6 {
+		return fmt.Sprintf("%.3gM %s", v/1e6, unit)
+	}
 	if math.Abs(v) >= 1e5 {
 		return fmt.Sprintf("%.3gk %s", v/1e3, unit)
 	}

@@ -40,6 +40,9 @@ func TestSummary(t *testing.T) {
 		"rate ", "0.401×", "≥ 0.5×",
 		"absent ", "not run",
 	}
+	if got := show(1.6e6, "deliveries/s", true); got != "1.6M deliveries/s" {
+		t.Errorf("show(1.6e6) = %q", got)
+	}
 	for _, w := range want {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("summary lacks %q:\n%s", w, out.String())
