@@ -446,7 +446,7 @@ func (a *Service) VerifyPassword(ctx context.Context, name, password string) (*P
 	u, err := a.user(ctx, name)
 	if err != nil || len(u.PasswordHash) == 0 {
 		// Spend comparable time so user names cannot be probed by timing.
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		_ = bcrypt.CompareHashAndPassword([]byte(dummyHash), []byte(password))
 		return nil, unauthorized("Bad username or password")
 	}
 	ck := sha256.Sum256([]byte(name + "\x00" + password + "\x00" + string(u.PasswordHash)))
@@ -471,7 +471,13 @@ func (a *Service) VerifyPassword(ctx context.Context, name, password string) (*P
 	return &Principal{Name: u.Name, User: true, ViaPassword: true, Claims: rc, roleClaims: rc}, nil
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), bcrypt.DefaultCost)
+// dummyHash is a bcrypt hash (cost bcrypt.DefaultCost) of "not a real
+// password", compared against when the user does not exist so that the
+// answer takes as long as for a real user. It is a constant rather than
+// computed at package init: init runs in every start of this executable,
+// including each plugin sandbox helper (a re-exec of provisiond per plugin
+// process), where one bcrypt hash was most of the helper's start-up time.
+const dummyHash = "$2a$10$cO3yqWU346e4hhLnINvdbe4E3gvH1WucUSbkOH/Dgi9VHsb2GJmYG"
 
 // Authenticate reads the credentials of r: "Authorization: Bearer <token>",
 // "Authorization: Basic ...", or, when allowQuery is true (websockets), a
