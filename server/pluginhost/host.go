@@ -170,6 +170,7 @@ type Host struct {
 	closed         bool
 	schemas        schemaCache
 	logs           *logBudget // running plugins' log rate
+	meta           *metaRecorder
 	wg             sync.WaitGroup
 }
 
@@ -220,6 +221,7 @@ func New(cfg Config, deps Deps) (*Host, error) {
 		removed: map[string]string{}, discovered: make(chan struct{}),
 		logs: newLogBudget(nil, m.logDropped),
 	}
+	h.meta = newMetaRecorder(h)
 	sb.logSetup(h.log, cfg)
 	return h, nil
 }
