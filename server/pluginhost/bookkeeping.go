@@ -17,17 +17,7 @@ import (
 // many writes as instances in front of the API's own writes (the creates
 // of the next instances) and delay each instance's "configed" event by the
 // queue. A single writer keeps at most one such write in that queue, and
-// instances answer actions as soon as they are configured. It also waits
-// for a burst of starts to end (metaQuiet without a new value, at most
-// metaMaxDelay) before writing, so that its writes do not take turns
-// with the API's during the burst.
-// metaQuiet and metaMaxDelay bound how long metaRecorder holds its
-// writes back while instances keep starting.
-const (
-	metaQuiet    = 100 * time.Millisecond
-	metaMaxDelay = 2 * time.Second
-)
-
+// instances answer actions as soon as they are configured.
 type metaRecorder struct {
 	h *Host
 
@@ -89,9 +79,6 @@ func (r *metaRecorder) run() {
 			return
 		case <-r.kick:
 		}
-		if !r.settle() {
-			return
-		}
 		for {
 			name, value, ok := r.next()
 			if !ok {
@@ -101,27 +88,6 @@ func (r *metaRecorder) run() {
 			if r.h.ctx.Err() != nil {
 				return
 			}
-		}
-	}
-}
-
-// settle waits until no value has been queued for metaQuiet, or
-// metaMaxDelay has passed; false when the host's context ended.
-func (r *metaRecorder) settle() bool {
-	deadline := time.NewTimer(metaMaxDelay)
-	defer deadline.Stop()
-	quiet := time.NewTimer(metaQuiet)
-	defer quiet.Stop()
-	for {
-		select {
-		case <-r.h.ctx.Done():
-			return false
-		case <-deadline.C:
-			return true
-		case <-quiet.C:
-			return true
-		case <-r.kick:
-			quiet.Reset(metaQuiet)
 		}
 	}
 }
