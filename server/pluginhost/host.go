@@ -161,8 +161,8 @@ type Host struct {
 	// sorted holds instances' values sorted by name. It is replaced,
 	// never changed in place, whenever instances changes, so readers
 	// may keep the slice they got (see sortedInstances).
-	sorted []*instance
-	removed   map[string]string    // provider → why the host removed it (403 /leaving)
+	sorted  []*instance
+	removed map[string]string // provider → why the host removed it (403 /leaving)
 
 	// discovered is closed when the first discovery has finished; until
 	// then an instance whose provider is not loaded yet waits quietly
