@@ -112,6 +112,7 @@ BENCHES=(
 	"./server/api BenchmarkHTTPS|BenchmarkInProcess|BenchmarkServiceGet|BenchmarkStoreRead|BenchmarkEventsPost"
 	"./server/events BenchmarkFanout -count=3"
 	"./server/pluginhost/hostmodule BenchmarkPluginActions"
+	"./server/pluginhost/hostmodule BenchmarkPluginColdStart -benchtime=3x"
 	"./plugins/ipmi/internal/bulk BenchmarkPowerStatus100BMCs -benchtime=3x"
 	"./client BenchmarkClient|BenchmarkE2E"
 )

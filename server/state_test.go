@@ -36,8 +36,6 @@ func immutableCall(e ast.Expr) bool {
 // that are deliberately kept, each with the reason.
 func knownState() map[string]string {
 	return map[string]string{
-		// Unexported bcrypt hash computed once at start and only read.
-		"auth/auth.go:dummyHash": "read-only after init",
 		// A fact about the process, not state of a server: sandbox.Main
 		// ran first in main, so this executable can be the helper.
 		"pluginhost/sandbox/sandbox.go:mainCalled": "set once at the start of main, then only read",

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -196,10 +197,17 @@ type Service struct {
 	objs *objects.Service
 	key  []byte
 
-	mu     sync.Mutex
-	live   map[string]struct{} // ids of minted process tokens still valid
-	basic  map[[32]byte]time.Time
-	parsed map[string]*tokenClaims // tokens whose signature was verified
+	// live holds the ids of minted process tokens still valid (id →
+	// struct{}), and parsed the tokens whose signature was verified
+	// (token → *tokenClaims), parsedN counting its entries. Every API
+	// request reads both, so they are sync.Maps rather than maps under a
+	// mutex that all requests would take turns on.
+	live    sync.Map
+	parsed  sync.Map
+	parsedN atomic.Int64
+
+	mu    sync.Mutex // guards basic
+	basic map[[32]byte]time.Time
 }
 
 // maxParsedCache bounds the cache of verified token signatures.
@@ -242,7 +250,7 @@ func New(baseDir string, objs *objects.Service) (*Service, error) {
 	// No API caller may grant (or take over through a password) rights
 	// it does not hold itself.
 	objs.OnBeforeChange("users", GuardUserRights)
-	return &Service{objs: objs, key: key, live: map[string]struct{}{}, basic: map[[32]byte]time.Time{}, parsed: map[string]*tokenClaims{}}, nil
+	return &Service{objs: objs, key: key, basic: map[[32]byte]time.Time{}}, nil
 }
 
 func secretGen(name, secret string) string {
@@ -361,14 +369,8 @@ func (a *Service) MintToken(ctx context.Context, principal string, claims []mode
 	if err != nil {
 		return "", nil, err
 	}
-	a.mu.Lock()
-	a.live[id] = struct{}{}
-	a.mu.Unlock()
-	revoke := func() {
-		a.mu.Lock()
-		delete(a.live, id)
-		a.mu.Unlock()
-	}
+	a.live.Store(id, struct{}{})
+	revoke := func() { a.live.Delete(id) }
 	return tok, revoke, nil
 }
 
@@ -380,31 +382,33 @@ func unauthorized(msg string) *models.Error {
 // Signatures are verified once per token and cached; expiry and revocation
 // are checked on every call.
 func (a *Service) VerifyToken(ctx context.Context, tok string) (*Principal, *models.Error) {
-	a.mu.Lock()
-	c, cached := a.parsed[tok]
-	a.mu.Unlock()
-	if !cached {
+	var c *tokenClaims
+	v, cached := a.parsed.Load(tok)
+	if cached {
+		c = v.(*tokenClaims)
+	} else {
 		c = &tokenClaims{}
 		_, err := jwt.ParseWithClaims(tok, c, func(t *jwt.Token) (any, error) { return a.key, nil },
 			jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
 		if err != nil {
 			return nil, unauthorized("Invalid or expired token")
 		}
-		a.mu.Lock()
-		if len(a.parsed) >= maxParsedCache {
-			a.parsed = map[string]*tokenClaims{}
+		if a.parsedN.Load() >= maxParsedCache {
+			// Start over, as the map did (the bound is approximate
+			// under concurrent stores).
+			a.parsed.Clear()
+			a.parsedN.Store(0)
 		}
-		a.parsed[tok] = c
-		a.mu.Unlock()
-	} else if c.ExpiresAt == nil || !time.Now().Before(c.ExpiresAt.Time) {
+		if _, loaded := a.parsed.LoadOrStore(tok, c); !loaded {
+			a.parsedN.Add(1)
+		}
+	}
+	if cached && (c.ExpiresAt == nil || !time.Now().Before(c.ExpiresAt.Time)) {
 		return nil, unauthorized("Invalid or expired token")
 	}
 	switch c.Kind {
 	case "minted":
-		a.mu.Lock()
-		_, ok := a.live[c.ID]
-		a.mu.Unlock()
-		if !ok {
+		if _, ok := a.live.Load(c.ID); !ok {
 			return nil, unauthorized("Token revoked")
 		}
 		return &Principal{Name: c.Subject, Claims: c.Claims, Expires: c.ExpiresAt.Time}, nil
@@ -446,7 +450,7 @@ func (a *Service) VerifyPassword(ctx context.Context, name, password string) (*P
 	u, err := a.user(ctx, name)
 	if err != nil || len(u.PasswordHash) == 0 {
 		// Spend comparable time so user names cannot be probed by timing.
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		_ = bcrypt.CompareHashAndPassword([]byte(dummyHash), []byte(password))
 		return nil, unauthorized("Bad username or password")
 	}
 	ck := sha256.Sum256([]byte(name + "\x00" + password + "\x00" + string(u.PasswordHash)))
@@ -471,7 +475,13 @@ func (a *Service) VerifyPassword(ctx context.Context, name, password string) (*P
 	return &Principal{Name: u.Name, User: true, ViaPassword: true, Claims: rc, roleClaims: rc}, nil
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), bcrypt.DefaultCost)
+// dummyHash is a bcrypt hash (cost bcrypt.DefaultCost) of "not a real
+// password", compared against when the user does not exist so that the
+// answer takes as long as for a real user. It is a constant rather than
+// computed at package init: init runs in every start of this executable,
+// including each plugin sandbox helper (a re-exec of provisiond per plugin
+// process), where one bcrypt hash was most of the helper's start-up time.
+const dummyHash = "$2a$10$cO3yqWU346e4hhLnINvdbe4E3gvH1WucUSbkOH/Dgi9VHsb2GJmYG"
 
 // Authenticate reads the credentials of r: "Authorization: Bearer <token>",
 // "Authorization: Basic ...", or, when allowQuery is true (websockets), a

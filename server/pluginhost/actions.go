@@ -77,14 +77,23 @@ func (h *Host) target(ctx context.Context, prefix, id, typ string) (*target, err
 	return &target{obj: obj, model: prefix, errMod: prefix, errKey: obj.Key()}, nil
 }
 
+// instancesFor returns the instance named plugin, or every instance
+// (sorted by name) when plugin is "".
+func (h *Host) instancesFor(plugin string) []*instance {
+	if plugin == "" {
+		return h.sortedInstances()
+	}
+	if in := h.instance(plugin); in != nil {
+		return []*instance{in}
+	}
+	return nil
+}
+
 // candidates lists the instances (sorted by name) offering model/cmd;
 // cmd "" matches every command.
 func (h *Host) candidates(model, cmd, plugin string) []candidate {
 	var out []candidate
-	for _, in := range h.sortedInstances() {
-		if plugin != "" && in.name != plugin {
-			continue
-		}
+	for _, in := range h.instancesFor(plugin) {
 		enabled, prov := in.actionsEnabled()
 		if !enabled {
 			continue
@@ -104,10 +113,7 @@ func (h *Host) candidates(model, cmd, plugin string) []candidate {
 // otherwise be answered "Not Found", which reads like a typo.
 func (h *Host) idleOffers(model, cmd, plugin string) []string {
 	var out []string
-	for _, in := range h.sortedInstances() {
-		if plugin != "" && in.name != plugin {
-			continue
-		}
+	for _, in := range h.instancesFor(plugin) {
 		if enabled, _ := in.actionsEnabled(); enabled {
 			continue
 		}
@@ -382,9 +388,13 @@ func (h *Host) invoke(ctx context.Context, p *process, t *target, action *models
 	}
 	defer p.inflight.Done()
 	start := time.Now()
+	// One context bounds the call by the deadline and by the process's
+	// life (as callCtx would, without a second context per action).
 	cctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	status, body, err := p.post(cctx, "/action", action)
+	stop := context.AfterFunc(p.life, cancel)
+	defer stop()
+	status, body, err := p.postBound(cctx, "/action", action)
 	dur := time.Since(start)
 	if err != nil {
 		h.metrics.action(name, dur, false)
@@ -405,7 +415,8 @@ func (h *Host) invoke(ctx context.Context, p *process, t *target, action *models
 		case ctx.Err() != nil:
 			return nil, actionError(t, "INVOKE", http.StatusGatewayTimeout,
 				fmt.Sprintf("Action %s on plugin %s exceeded the request time limit", action.Command, name))
-		case cctx.Err() != nil:
+		case errors.Is(cctx.Err(), context.DeadlineExceeded):
+			// (Canceled is the process's end, answered above.)
 			return nil, actionError(t, "INVOKE", http.StatusGatewayTimeout,
 				fmt.Sprintf("Action %s on plugin %s timed out after %s", action.Command, name, timeout))
 		default:

@@ -158,7 +158,11 @@ type Host struct {
 	providers map[string]*provider // by define Name
 	broken    map[string]*provider // files whose define failed, by file name
 	instances map[string]*instance // by Plugin name
-	removed   map[string]string    // provider → why the host removed it (403 /leaving)
+	// sorted holds instances' values sorted by name. It is replaced,
+	// never changed in place, whenever instances changes, so readers
+	// may keep the slice they got (see sortedInstances).
+	sorted  []*instance
+	removed map[string]string // provider → why the host removed it (403 /leaving)
 
 	// discovered is closed when the first discovery has finished; until
 	// then an instance whose provider is not loaded yet waits quietly
@@ -170,6 +174,7 @@ type Host struct {
 	closed         bool
 	schemas        schemaCache
 	logs           *logBudget // running plugins' log rate
+	meta           *metaRecorder
 	wg             sync.WaitGroup
 }
 
@@ -220,6 +225,7 @@ func New(cfg Config, deps Deps) (*Host, error) {
 		removed: map[string]string{}, discovered: make(chan struct{}),
 		logs: newLogBudget(nil, m.logDropped),
 	}
+	h.meta = newMetaRecorder(h)
 	sb.logSetup(h.log, cfg)
 	return h, nil
 }
@@ -330,6 +336,7 @@ func (h *Host) PluginSaved(p *models.Plugin) {
 	if !ok {
 		in = newInstance(h, cp)
 		h.instances[p.Name] = in
+		h.resortLocked()
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
@@ -349,6 +356,7 @@ func (h *Host) PluginDeleted(name string) {
 	in, ok := h.instances[name]
 	if ok {
 		delete(h.instances, name)
+		h.resortLocked()
 	}
 	h.mu.Unlock()
 	if ok {
@@ -361,6 +369,7 @@ func (h *Host) dropInstance(in *instance) {
 	h.mu.Lock()
 	if h.instances[in.name] == in {
 		delete(h.instances, in.name)
+		h.resortLocked()
 	}
 	h.mu.Unlock()
 }
@@ -371,16 +380,25 @@ func (h *Host) instance(name string) *instance {
 	return h.instances[name]
 }
 
-// sortedInstances returns the instances sorted by name.
+// sortedInstances returns the instances sorted by name. The slice is
+// shared: callers must not change it. Actions look instances up on every
+// call, so the order is kept up to date on changes (resortLocked) rather
+// than sorted per call.
 func (h *Host) sortedInstances() []*instance {
 	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.sorted
+}
+
+// resortLocked rebuilds sorted from instances; caller holds h.mu for
+// writing.
+func (h *Host) resortLocked() {
 	out := make([]*instance, 0, len(h.instances))
 	for _, in := range h.instances {
 		out = append(out, in)
 	}
-	h.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
+	h.sorted = out
 }
 
 // providerChanged wakes every instance of provider so it restarts against

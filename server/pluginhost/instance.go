@@ -551,20 +551,16 @@ func (in *instance) run() {
 
 // recordSandbox puts what is enforced on the running process into the
 // Plugin's Meta (MetaSandbox), when the server can record it and it
-// changed.
+// changed. The write is queued (see metaRecorder): the instance serves
+// its actions without waiting for it.
 func (in *instance) recordSandbox(enforced string) {
-	pm, ok := in.h.deps.Plugins.(PluginMeta)
-	if !ok {
+	if _, ok := in.h.deps.Plugins.(PluginMeta); !ok {
 		return
 	}
 	if cur := in.snapshot(); cur != nil && cur.Meta[MetaSandbox] == enforced {
 		return
 	}
-	ctx, cancel := context.WithTimeout(in.h.ctx, 10*time.Second)
-	defer cancel()
-	if err := pm.SetPluginMeta(ctx, in.name, MetaSandbox, enforced); err != nil {
-		in.log.Error("record plugin sandbox in Meta", "err", err)
-	}
+	in.h.meta.record(in.name, enforced)
 }
 
 // detach takes the running process out of service before it is stopped.

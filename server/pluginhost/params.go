@@ -10,35 +10,92 @@ import (
 	"github.com/provisionhq/provision/server/pluginhost/schema"
 )
 
-// schemaCache compiles each distinct param schema once.
+// schemaCache compiles each param's schema once. Entries are keyed by the
+// param's name and hold the schema document they were compiled from; a
+// lookup compares the document it is given with that one (sameJSON, which
+// allocates nothing) and recompiles only when the param's schema changed.
+// Marshalling the schema to find its entry, as before, cost an encoding of
+// the whole schema per param per action.
 type schemaCache struct {
-	mu sync.Mutex
-	m  map[string]*schema.Validator
+	mu sync.RWMutex
+	m  map[string]schemaEntry
 }
 
-func (c *schemaCache) get(doc any) (*schema.Validator, error) {
-	buf, err := json.Marshal(doc)
+// schemaEntry is one compiled param schema and the document it came from.
+type schemaEntry struct {
+	doc any
+	v   *schema.Validator
+}
+
+// maxSchemaCache bounds the cache (params with a schema); past it the
+// cache starts over.
+const maxSchemaCache = 4096
+
+func (c *schemaCache) get(name string, doc any) (*schema.Validator, error) {
+	c.mu.RLock()
+	e, ok := c.m[name]
+	c.mu.RUnlock()
+	if ok && sameJSON(e.doc, doc) {
+		return e.v, nil
+	}
+	v, err := schema.Compile(doc)
 	if err != nil {
 		return nil, err
 	}
-	key := string(buf)
 	c.mu.Lock()
-	v, ok := c.m[key]
-	c.mu.Unlock()
-	if ok {
-		return v, nil
+	if c.m == nil || len(c.m) >= maxSchemaCache {
+		c.m = map[string]schemaEntry{}
 	}
-	v, err = schema.Compile(doc)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) > 4096 {
-		c.m = map[string]*schema.Validator{}
-	}
-	c.m[key] = v
+	c.m[name] = schemaEntry{doc: doc, v: v}
 	c.mu.Unlock()
 	return v, nil
+}
+
+// sameJSON reports whether a and b are the same decoded JSON document
+// (maps, slices, strings, float64, bool, nil as encoding/json produces,
+// plus json.Number). Any other type is not compared and reports false,
+// so the caller recompiles: correct, only slower.
+func sameJSON(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case float64:
+		y, ok := b.(float64)
+		return ok && x == y
+	case json.Number:
+		y, ok := b.(json.Number)
+		return ok && x == y
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, xv := range x {
+			yv, ok := y[k]
+			if !ok || !sameJSON(xv, yv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !sameJSON(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // checkValue validates value against the schema of the param named name,
@@ -59,7 +116,7 @@ func (h *Host) checkAgainst(name string, def *models.Param, value any) error {
 	if def == nil || def.Schema == nil {
 		return nil
 	}
-	v, err := h.schemas.get(def.Schema)
+	v, err := h.schemas.get(name, def.Schema)
 	if err != nil {
 		return fmt.Errorf("param %s has an invalid schema: %w", name, err)
 	}

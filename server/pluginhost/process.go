@@ -455,12 +455,18 @@ func (p *process) callCtx(ctx context.Context) (context.Context, context.CancelF
 // post sends one JSON POST to the plugin's socket and returns status and
 // body.
 func (p *process) post(ctx context.Context, path string, body any) (int, []byte, error) {
+	ctx, cancel := p.callCtx(ctx)
+	defer cancel()
+	return p.postBound(ctx, path, body)
+}
+
+// postBound is post for a ctx that already ends when the process exits
+// (see callCtx).
+func (p *process) postBound(ctx context.Context, path string, body any) (int, []byte, error) {
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return 0, nil, fmt.Errorf("encode %s body: %w", path, err)
 	}
-	ctx, cancel := p.callCtx(ctx)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://unix/api-plugin/v4"+path, bytes.NewReader(buf))
 	if err != nil {
 		return 0, nil, err

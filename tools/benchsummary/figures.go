@@ -18,8 +18,18 @@ var figures = []figure{
 		Floor: ref{"BenchmarkEventsPost", "solo-posts/s"}, Ours: ref{"BenchmarkEventsPost", "crowd-deliveries/s"}, HigherIsBetter: true, Goal: 20},
 	{Name: "plugin action p50, 1 caller, vs plugin socket",
 		Floor: ref{"BenchmarkPluginActions/direct/callers=1", "p50-µs"}, Ours: ref{"BenchmarkPluginActions/provisiond/callers=1", "p50-µs"}},
+	// Issue #14: the floor is the socket call plus one HTTPS round trip
+	// to an idle handler (/healthz) on the same server.
+	{Name: "plugin action p50, 1 caller, vs socket call + HTTPS round trip",
+		Floor: ref{"BenchmarkPluginActions/floor/callers=1", "p50-µs"}, Ours: ref{"BenchmarkPluginActions/provisiond/callers=1", "p50-µs"}, Goal: 1.5},
 	{Name: "plugin actions/s, 64 callers, vs plugin socket",
 		Floor: ref{"BenchmarkPluginActions/direct/callers=64", "ops/s"}, Ours: ref{"BenchmarkPluginActions/provisiond/callers=64", "ops/s"}, HigherIsBetter: true},
+	// Issue #14: 50 Plugin objects created at once until all answer an
+	// action, vs 50 parallel define runs of the same binary.
+	{Name: "cold start of 50 plugins (sandboxed) vs 50 parallel defines",
+		Floor: ref{"BenchmarkPluginColdStart/define", "ms/start"}, Ours: ref{"BenchmarkPluginColdStart/provisiond", "ms/start"}, Goal: 1.5},
+	{Name: "cold start of 50 plugins (no sandbox) vs 50 parallel defines",
+		Floor: ref{"BenchmarkPluginColdStart/define", "ms/start"}, Ours: ref{"BenchmarkPluginColdStart/provisiond-nosandbox", "ms/start"}},
 	{Name: "ipmi powerstatus sweep of 100 BMCs, native vs ipmitool",
 		Floor: ref{"BenchmarkPowerStatus100BMCs", "ipmitool-ms/sweep"}, Ours: ref{"BenchmarkPowerStatus100BMCs", "native-ms/sweep"}},
 }

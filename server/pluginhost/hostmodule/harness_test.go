@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,9 @@ type env struct {
 	t   testing.TB
 	ts  *servertest.Server
 	mod *Module
+
+	clientOnce sync.Once
+	client     *http.Client // see benchClient
 }
 
 // tune gives the host short limits so failures show quickly.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -174,6 +175,23 @@ func (e *Error) Error() string { return strings.Join(e.Problems, "; ") }
 // typed maps) become the generic JSON form the validator expects, with
 // numbers as json.Number so integers stay integers.
 func normalise(v any) (any, error) {
+	// Scalars, the usual action param, need no round trip: it would
+	// return the same string (when valid UTF-8, which encoding replaces),
+	// bool or nil, and a float64 as the json.Number of its encoding.
+	switch x := v.(type) {
+	case nil, bool:
+		return x, nil
+	case string:
+		if utf8.ValidString(x) {
+			return x, nil
+		}
+	case float64:
+		buf, err := json.Marshal(x)
+		if err != nil {
+			return nil, err
+		}
+		return json.Number(buf), nil
+	}
 	buf, err := json.Marshal(v)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,10 @@
 package schema
 
 import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -95,5 +99,37 @@ func TestStoreObjectFields(t *testing.T) {
 	}
 	if len(StoreObjectFields(map[string]any{})) != 0 || len(StoreObjectFields(nil)) != 0 {
 		t.Fatal("empty documents have no fields")
+	}
+}
+
+// TestNormaliseScalars checks that the scalar shortcut of normalise
+// gives exactly what the JSON round trip gives.
+func TestNormaliseScalars(t *testing.T) {
+	roundTrip := func(v any) any {
+		buf, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(buf))
+		dec.UseNumber()
+		var out any
+		if err := dec.Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, v := range []any{nil, true, false, "", "x", "<&>", "é\u2028", 0.0, 7.0, -1.5, 1e21, 1e-7, 123456789.125, math.MaxFloat64} {
+		got, err := normalise(v)
+		if err != nil {
+			t.Fatalf("normalise(%#v): %v", v, err)
+		}
+		if want := roundTrip(v); !reflect.DeepEqual(got, want) {
+			t.Errorf("normalise(%#v) = %#v, round trip gives %#v", v, got, want)
+		}
+	}
+	// Invalid UTF-8 takes the round trip (which replaces it).
+	got, err := normalise("a\xffb")
+	if err != nil || got != "a\ufffdb" {
+		t.Errorf("normalise(invalid UTF-8) = %#v, %v", got, err)
 	}
 }
