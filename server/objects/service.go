@@ -39,7 +39,8 @@ type Options struct {
 }
 
 // entry is one cached object. Nothing in an entry is mutated after it is
-// built; readers get copies.
+// built; readers get copies, and internal read-only paths (param lookups,
+// token checks) use obj, decoded once, directly.
 type entry struct {
 	key    string
 	obj    models.Model   // stored form, never handed out
@@ -488,6 +489,16 @@ func (s *Service) makeEntry(k *Kind, obj models.Model) (*entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", k.Prefix, err)
 	}
+	// The cached object is decoded from the stored bytes, as every read
+	// would see it (a writer's object may hold Go values such as an int
+	// param that the stored form has as a JSON number). Internal reads
+	// (param lookups) use it without decoding again.
+	stored := k.newObject()
+	if err := json.Unmarshal(raw, stored); err != nil {
+		return nil, fmt.Errorf("copy %s: %w", k.Prefix, err)
+	}
+	stored.Fill()
+	obj = stored
 	view := raw
 	if k.Sanitize != nil {
 		c := k.newObject()
