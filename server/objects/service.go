@@ -48,7 +48,8 @@ type entry struct {
 	view   []byte         // API JSON: hidden fields removed, secure params sealed
 	fields map[string]any // view decoded, for filters and sorting
 	etag   string
-	rev    int64 // store revision at which the object last changed
+	rev    int64       // store revision at which the object last changed
+	memo   *renderMemo // last slim/params rendering, filled on demand
 }
 
 // Service is the object store of provisiond. It keeps every object in
@@ -291,56 +292,22 @@ func (o RenderOptions) plain() bool { return !o.Decode && len(o.Slim) == 0 && le
 // GetRendered returns the API form of one object.
 func (s *Service) GetRendered(ctx context.Context, method, prefix, id string, ro RenderOptions) (Rendered, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	k, err := s.kindLocked(method, prefix)
 	if err != nil {
+		s.mu.RUnlock()
 		return Rendered{}, err
 	}
 	e, ok := s.lookup(k, id)
+	r := s.rendererLocked(k, ro)
+	s.mu.RUnlock()
 	if !ok {
 		return Rendered{}, notFound(method, prefix, id)
 	}
-	buf, err := s.render(k, e, ro)
+	buf, err := r.render(e)
 	if err != nil {
 		return Rendered{}, err
 	}
 	return Rendered{Key: e.key, JSON: buf, ETag: e.etag}, nil
-}
-
-func (s *Service) render(k *Kind, e *entry, ro RenderOptions) ([]byte, error) {
-	if ro.plain() {
-		return e.view, nil
-	}
-	m := map[string]any{}
-	if err := json.Unmarshal(e.view, &m); err != nil {
-		return nil, fmt.Errorf("render %s/%s: %w", k.Prefix, e.key, err)
-	}
-	if p, ok := m["Params"].(map[string]any); ok {
-		if len(ro.Params) > 0 {
-			keep := map[string]any{}
-			for _, n := range ro.Params {
-				if v, ok := p[n]; ok {
-					keep[n] = v
-				}
-			}
-			p = keep
-			m["Params"] = p
-		}
-		if ro.Decode {
-			if err := s.decodeParams(p); err != nil {
-				return nil, &models.Error{Model: k.Prefix, Key: e.key, Type: "GET", Code: 500, Messages: []string{err.Error()}}
-			}
-		}
-	}
-	if len(ro.Slim) > 0 {
-		for _, f := range ro.Slim {
-			if _, ok := m[f]; ok && f != k.KeyField {
-				delete(m, f)
-			}
-		}
-		m["Partial"] = true
-	}
-	return json.Marshal(m)
 }
 
 // decodeParams opens every sealed value in p whose definition is Secure.
@@ -369,21 +336,25 @@ type ListResult struct {
 	Matched int
 }
 
-// List returns the rendered objects matching q.
+// List returns the rendered objects matching q. The page is selected under
+// the read lock; rendering (slim, params, decode) happens after it is
+// released, on the immutable entries.
 func (s *Service) List(ctx context.Context, prefix string, q ListQuery, ro RenderOptions) (ListResult, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	k, err := s.kindLocked("GET", prefix)
 	if err != nil {
+		s.mu.RUnlock()
 		return ListResult{}, err
 	}
 	ents, total, matched, err := s.selectLocked(ctx, k, q)
+	r := s.rendererLocked(k, ro)
+	s.mu.RUnlock()
 	if err != nil {
 		return ListResult{}, err
 	}
 	res := ListResult{Total: total, Matched: matched, Items: make([]Rendered, 0, len(ents))}
 	for _, e := range ents {
-		buf, err := s.render(k, e, ro)
+		buf, err := r.render(e)
 		if err != nil {
 			return ListResult{}, err
 		}
@@ -409,36 +380,6 @@ func (s *Service) ListObjects(ctx context.Context, prefix string, q ListQuery) (
 		out = append(out, s.decodeEntry(k, e))
 	}
 	return out, nil
-}
-
-func (s *Service) selectLocked(ctx context.Context, k *Kind, q ListQuery) ([]*entry, int, int, error) {
-	objs := s.data[k.Prefix]
-	sel := make([]*entry, 0, len(objs))
-	for _, e := range objs {
-		ok, err := q.matches(k, e)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		if ok {
-			sel = append(sel, e)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, 0, 0, err
-	}
-	sortEntries(k, sel, q.Sort, q.Reverse)
-	matched := len(sel)
-	if q.Offset > 0 {
-		if q.Offset >= len(sel) {
-			sel = sel[:0]
-		} else {
-			sel = sel[q.Offset:]
-		}
-	}
-	if q.Limit >= 0 && q.Limit < len(sel) {
-		sel = sel[:q.Limit]
-	}
-	return sel, len(objs), matched, nil
 }
 
 // --- writing ---
@@ -516,7 +457,7 @@ func (s *Service) makeEntry(k *Kind, obj models.Model) (*entry, error) {
 		return nil, fmt.Errorf("decode %s: %w", k.Prefix, err)
 	}
 	sum := sha256.Sum256(view)
-	return &entry{key: obj.Key(), obj: obj, raw: raw, view: view, fields: fields,
+	return &entry{key: obj.Key(), obj: obj, raw: raw, view: view, fields: fields, memo: &renderMemo{},
 		etag: `"` + hex.EncodeToString(sum[:16]) + `"`}, nil
 }
 
@@ -1152,5 +1093,5 @@ func (s *Service) Render(prefix string, obj models.Model, ro RenderOptions) ([]b
 	if err != nil {
 		return nil, err
 	}
-	return s.render(k, e, ro)
+	return s.rendererLocked(k, ro).render(e)
 }
