@@ -111,6 +111,8 @@ run_tests() {
 BENCHES=(
 	"./server/api BenchmarkHTTPS|BenchmarkInProcess|BenchmarkServiceGet|BenchmarkStoreRead"
 	"./server/events BenchmarkFanout"
+	"./server/store BenchmarkStoreWrite32"
+	"./server/objects BenchmarkObjects"
 	"./server/pluginhost/hostmodule BenchmarkPluginActions"
 	"./plugins/ipmi/internal/bulk BenchmarkPowerStatus100BMCs -benchtime=3x"
 	"./client BenchmarkClient|BenchmarkE2E"
