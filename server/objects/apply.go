@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -48,6 +49,9 @@ type appliedClock struct {
 func (c *appliedClock) set(rev int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if rev < c.rev {
+		return
+	}
 	c.rev = rev
 	close(c.ch)
 	c.ch = make(chan struct{})
@@ -102,6 +106,17 @@ func (s *Service) startApplier() error {
 					s.applied.stop(store.ErrClosed)
 					return
 				}
+				if r.Err != nil && errors.Is(r.Err, store.ErrCompacted) {
+					// Fell behind the change log: reload from a snapshot.
+					s.log.Error("object cache fell behind the store's change log; reloading every kind (events of the missed changes are not published)",
+						"revision", r.Revision, "error", r.Err)
+					next, err := s.resync()
+					if err == nil {
+						ch = next
+						continue
+					}
+					r.Err = err
+				}
 				if r.Err != nil {
 					if !errors.Is(r.Err, store.ErrClosed) {
 						s.log.Error("object cache stopped: store watch failed", "revision", r.Revision, "error", r.Err)
@@ -116,6 +131,69 @@ func (s *Service) startApplier() error {
 		}
 	}()
 	return nil
+}
+
+// resync reloads every registered kind from one store snapshot and
+// returns a watch from the revision after it. It runs in the applier.
+func (s *Service) resync() (<-chan store.WatchResponse, error) {
+	s.mu.RLock()
+	kinds := make(map[string]*Kind, len(s.kinds))
+	for p, k := range s.kinds {
+		kinds[p] = k
+	}
+	s.mu.RUnlock()
+	ctx := context.Background()
+	var at int64
+	loaded := map[string]map[string]*entry{}
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		at = tx.Revision()
+		for prefix, k := range kinds {
+			objs := map[string]*entry{}
+			err := tx.ForEach(prefix, func(key string, value []byte) error {
+				e, err := s.entryFromStore(k, value, tx.ModRevision(prefix, key))
+				if err != nil {
+					s.log.Error("skipping stored object", "prefix", prefix, "key", key, "error", err)
+					return nil
+				}
+				objs[e.key] = e
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			loaded[prefix] = objs
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("objects: reload after falling behind: %w", err)
+	}
+	s.mu.Lock()
+	for prefix, k := range kinds {
+		if s.kinds[prefix] != k {
+			continue
+		}
+		s.data[prefix] = loaded[prefix]
+		s.loadedAt[prefix] = at
+		for f := range s.uniq[prefix] {
+			s.uniq[prefix][f] = map[string]string{}
+		}
+		keys := make([]string, 0, len(loaded[prefix]))
+		for key := range loaded[prefix] {
+			keys = append(keys, key)
+		}
+		sort.Strings(keys)
+		for _, key := range keys {
+			s.indexAdd(k, loaded[prefix][key])
+		}
+	}
+	s.mu.Unlock()
+	s.applied.set(at)
+	ch, err := s.st.Watch(ctx, at+1)
+	if err != nil {
+		return nil, fmt.Errorf("objects: watch the store after reloading: %w", err)
+	}
+	return ch, nil
 }
 
 // inApplier runs fn in the applier goroutine between two revisions.

@@ -233,3 +233,61 @@ func TestLegacyObjectsReserveTheirNames(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCacheReloadsAfterFallingBehind: when the applier falls further
+// behind than the store keeps its change log, it reloads every kind from a
+// snapshot instead of stopping, and writes and reads go on.
+func TestCacheReloadsAfterFallingBehind(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.OpenBolt(filepath.Join(dir, "test.db"), store.BoltOptions{Retain: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := t.Context()
+	keys, err := secrets.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := New(Options{Store: st, Bus: events.NewBus(events.Options{Logger: log}), Keys: keys, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Register(ctx, ProfilesKind()); err != nil {
+		t.Fatal(err)
+	}
+	// Hold the applier while 60 profiles are written straight to the store
+	// (more than the log keeps plus what the watch channel buffers).
+	held, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = s.inApplier(ctx, func() { close(held); <-release })
+	}()
+	<-held
+	var last int64
+	for i := 0; i < 60; i++ {
+		buf, _ := json.Marshal(&models.Profile{Name: fmt.Sprintf("direct%d", i)})
+		if last, err = st.Txn(ctx, nil, []store.Op{{Bucket: "profiles", Key: fmt.Sprintf("direct%d", i), Value: buf}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	if err := s.applied.wait(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Count("profiles"); n != 60 {
+		t.Fatalf("%d profiles after the reload, want 60", n)
+	}
+	s.mu.RLock()
+	reloadedAt := s.loadedAt["profiles"]
+	s.mu.RUnlock()
+	if reloadedAt == 0 {
+		t.Fatal("the cache never fell behind: the test did not exercise the reload")
+	}
+	if _, err := s.Create(ctx, "test", "profiles", &models.Profile{Name: "after"}); err != nil {
+		t.Fatalf("write after the reload: %v", err)
+	}
+	if _, err := s.Get(ctx, "profiles", "after"); err != nil {
+		t.Fatal(err)
+	}
+}
