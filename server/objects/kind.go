@@ -111,9 +111,11 @@ type Change struct {
 }
 
 // BeforeFunc may inspect or modify c.New, or veto the change by returning
-// an error (a *models.Error keeps its Code; others become 422). It runs with
-// the service write lock held: read other objects through v, never through
-// the Service.
+// an error (a *models.Error keeps its Code; others become 422). It runs
+// with the writer turn and the service read lock held: read other objects
+// through v, never through the Service. A write whose store commit
+// conflicts with a concurrent one is validated again, so a BeforeFunc may
+// run more than once for one change.
 type BeforeFunc func(ctx context.Context, v View, c *Change) error
 
 // AfterFunc runs after a change is durable and its event is published, in

@@ -384,7 +384,7 @@ func (s *Service) ListObjects(ctx context.Context, prefix string, q ListQuery) (
 
 // --- writing ---
 
-// lockedView implements View for hooks running under the write lock.
+// lockedView implements View for hooks running under the writer turn and the read lock.
 type lockedView struct{ s *Service }
 
 func (v lockedView) Get(prefix, id string) (models.Model, bool) {
@@ -585,7 +585,7 @@ type prepared struct {
 }
 
 // prepareWrite runs the write pipeline on obj (a fresh object the caller
-// owns) against old (nil on create). Caller holds the write lock.
+// owns) against old (nil on create). Caller holds the writer turn and the read lock.
 func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal string, old *entry, obj models.Model) (*prepared, error) {
 	typ := typeFor(action)
 	if r, ok := obj.(*models.RawModel); ok {
@@ -998,8 +998,9 @@ func (s *Service) Replace(ctx context.Context, principal, prefix, id string, obj
 }
 
 // Update applies fn to a copy of the stored object and saves the result
-// (action "update"). fn runs under the write lock and must not call the
-// Service.
+// (action "update"). fn runs under the writer turn and the read lock and
+// must not call the Service; after a store conflict it runs again on the
+// newer object.
 func (s *Service) Update(ctx context.Context, principal, prefix, id string, fn func(obj models.Model) error) (models.Model, error) {
 	return s.write(ctx, "UPDATE", prefix, ActionUpdate, principal, func(k *Kind) (*entry, models.Model, error) {
 		old, ok := s.lookup(k, id)
