@@ -61,7 +61,10 @@ type entry struct {
 // fsync and reads never wait for one). The cache is fed only from the
 // store's watch stream, in revision order, which also publishes the
 // events; a writer answers once its revision is applied, so its caller
-// reads its own write.
+// reads its own write. What validation read of other objects is part of
+// the transaction's conditions too (see readSet), and a write whose
+// validation listed a kind is validated and committed alone, so a
+// committed write was valid against everything committed before it.
 type Service struct {
 	st      store.Store
 	bus     *events.Bus
@@ -76,8 +79,11 @@ type Service struct {
 	writer chan struct{}
 	// applied is the last store revision applied to the cache; ctl runs
 	// functions in the applier goroutine; pending holds entries local
-	// writers built, so the applier need not build them again.
+	// writers built, so the applier need not build them again; flight
+	// counts validated writes whose commit is not over, for exclusive
+	// writes to wait for (see validateWrite).
 	applied  appliedClock
+	flight   flights
 	ctl      chan func()
 	pending  sync.Map // pendingKey → *entry
 	loadedAt map[string]int64
@@ -384,45 +390,11 @@ func (s *Service) ListObjects(ctx context.Context, prefix string, q ListQuery) (
 
 // --- writing ---
 
-// lockedView implements View for hooks running under the writer turn and the read lock.
-type lockedView struct{ s *Service }
-
-func (v lockedView) Get(prefix, id string) (models.Model, bool) {
-	k, ok := v.s.kinds[prefix]
-	if !ok {
-		return nil, false
-	}
-	e, ok := v.s.lookup(k, id)
-	if !ok {
-		return nil, false
-	}
-	return v.s.decodeEntry(k, e), true
-}
-
-func (v lockedView) List(prefix string) []models.Model {
-	k, ok := v.s.kinds[prefix]
-	if !ok {
-		return nil
-	}
-	ents := make([]*entry, 0, len(v.s.data[prefix]))
-	for _, e := range v.s.data[prefix] {
-		ents = append(ents, e)
-	}
-	sortEntries(k, ents, "", false)
-	out := make([]models.Model, 0, len(ents))
-	for _, e := range ents {
-		out = append(out, v.s.decodeEntry(k, e))
-	}
-	return out
-}
-
-func (v lockedView) Param(name string) (*models.Param, bool) { return v.s.paramDefLocked(name) }
-
 // View runs fn with a consistent read-only view of all objects.
 func (s *Service) View(fn func(v View)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	fn(lockedView{s})
+	fn(lockedView{s: s})
 }
 
 func (s *Service) makeEntry(k *Kind, obj models.Model) (*entry, error) {
@@ -582,11 +554,14 @@ type prepared struct {
 	old    *entry
 	new    *entry
 	change Change
+	// reads is what validation read of other objects.
+	reads *readSet
 }
 
 // prepareWrite runs the write pipeline on obj (a fresh object the caller
 // owns) against old (nil on create). Caller holds the writer turn and the read lock.
-func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal string, old *entry, obj models.Model) (*prepared, error) {
+// Reads of other objects are recorded in rs.
+func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal string, old *entry, obj models.Model, rs *readSet) (*prepared, error) {
 	typ := typeFor(action)
 	if r, ok := obj.(*models.RawModel); ok {
 		if *r == nil {
@@ -595,7 +570,7 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 		(*r)["Type"] = k.Prefix
 	}
 	obj.Fill()
-	v := lockedView{s}
+	v := lockedView{s: s, rs: rs}
 	var oldObj models.Model
 	if old != nil {
 		oldObj = s.decodeEntry(k, old)
@@ -654,6 +629,9 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 		if err := s.checkParams(params, oldParams); err != nil {
 			return nil, validationError(k.Prefix, errKey(), err)
 		}
+		for name := range params {
+			s.recordParamDef(rs, name) // its definition (or none) validated it
+		}
 		pm.SetParams(params)
 	}
 	if k.Validate != nil {
@@ -697,7 +675,7 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 		// Nothing changed: still a successful update, no write needed.
 		e = old
 	}
-	return &prepared{k: k, action: action, old: old, new: e, change: *ch}, nil
+	return &prepared{k: k, action: action, old: old, new: e, change: *ch, reads: rs}, nil
 }
 
 // commitTxn writes p to the store, conditional on what it was validated
@@ -780,14 +758,14 @@ func (s *Service) write(ctx context.Context, method, prefix, action, principal s
 }
 
 // writeOnce is one attempt of write. With hold it keeps the writer turn
-// until its commit is applied. A store conflict is returned as is.
+// until its commit is applied; so does an exclusive write (see
+// validateWrite). A store conflict is returned as is.
 func (s *Service) writeOnce(ctx context.Context, method, prefix, action, principal string,
 	fn func(k *Kind) (old *entry, obj models.Model, err error), hold bool) (models.Model, error) {
-	p, hooks, err := s.validateWrite(ctx, method, prefix, action, principal, fn, hold)
+	p, hooks, held, err := s.validateWrite(ctx, method, prefix, action, principal, fn, hold)
 	if err != nil {
 		return nil, err
 	}
-	held := hold
 	defer func() {
 		if held {
 			s.releaseWriter()
@@ -795,12 +773,20 @@ func (s *Service) writeOnce(ctx context.Context, method, prefix, action, princip
 	}()
 	if p.new != nil && p.new == p.old {
 		// Nothing changed: a successful update without a store write.
+		s.flight.done()
 		note := changeNote{Prefix: p.k.Prefix, Key: p.old.key, Action: p.action, Principal: principal}
 		s.bus.Publish(changeEvent(time.Now().UTC(), appliedChange{k: p.k, key: p.old.key, old: p.old, new: p.new}, note))
+		if held {
+			held = false
+			s.releaseWriter()
+		}
 		s.runAfter(ctx, hooks, p)
 		return s.decodeEntry(p.k, p.new), nil
 	}
-	rev, err := s.commitTxn(ctx, p)
+	rev, err := func() (int64, error) {
+		defer s.flight.done()
+		return s.commitTxn(ctx, p)
+	}()
 	if err != nil {
 		return nil, err
 	}
@@ -822,22 +808,66 @@ func (s *Service) writeOnce(ctx context.Context, method, prefix, action, princip
 
 // validateWrite runs fn and the validation pipeline under the writer turn
 // and the read lock (readers are never blocked by it), and returns the
-// prepared change and the after hooks to run. With hold, a successful
-// validation keeps the writer turn for the caller to release.
+// prepared change, counted in s.flight (the caller ends it with
+// s.flight.done once its commit is over), and the after hooks to run.
+//
+// What validation reads of other objects is recorded (see readSet). When
+// it includes a read the store cannot compare (a list, e.g. a profile
+// delete looking for machines that use the profile), the write is
+// exclusive: keeping the turn, it waits until every write validated
+// before it has finished its commit and the cache has applied it, then
+// validates again, and the caller keeps the turn until its own commit is
+// applied. No other write validates or commits in between, as when one
+// lock covered validation and commit.
+//
+// held reports that the caller holds the writer turn and must release it:
+// with hold or for an exclusive write, after a successful validation.
 func (s *Service) validateWrite(ctx context.Context, method, prefix, action, principal string,
-	fn func(k *Kind) (old *entry, obj models.Model, err error), hold bool) (p *prepared, hooks []AfterFunc, err error) {
+	fn func(k *Kind) (old *entry, obj models.Model, err error), hold bool) (p *prepared, hooks []AfterFunc, held bool, err error) {
 	if err := s.acquireWriter(ctx, method, prefix); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	s.mu.RLock()
 	// Released also when a hook or validator panics, so one bad request
 	// cannot block every later write.
 	defer func() {
-		s.mu.RUnlock()
-		if !hold || p == nil {
+		if p == nil {
+			s.releaseWriter()
+			return
+		}
+		s.flight.add() // under the turn: an exclusive write waits for it
+		held = hold
+		if !held {
 			s.releaseWriter()
 		}
 	}()
+	exclusive := false
+	for {
+		rs := &readSet{}
+		p, hooks, err = s.validateLocked(ctx, method, prefix, action, principal, fn, rs)
+		if err != nil || !rs.exclusive || exclusive {
+			if err != nil {
+				p = nil
+			}
+			return p, hooks, held, err
+		}
+		// Validate again once nothing validated before is in flight.
+		p, hooks, exclusive, hold = nil, nil, true, true
+		if err := s.flight.wait(ctx); err != nil {
+			return nil, nil, false, &models.Error{Model: prefix, Type: method, Code: 503,
+				Messages: []string{"gave up waiting for other writes to finish: " + err.Error() + "; nothing was changed, retry"}}
+		}
+		if err := s.applied.wait(ctx, s.st.Revision()); err != nil {
+			return nil, nil, false, &models.Error{Model: prefix, Type: method, Code: 503, Messages: []string{err.Error()}}
+		}
+	}
+}
+
+// validateLocked is one validation of validateWrite, under the read lock;
+// rs records its reads of other objects. Caller holds the writer turn.
+func (s *Service) validateLocked(ctx context.Context, method, prefix, action, principal string,
+	fn func(k *Kind) (old *entry, obj models.Model, err error), rs *readSet) (p *prepared, hooks []AfterFunc, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	k, err := s.kindLocked(method, prefix)
 	if err != nil {
 		return nil, nil, err
@@ -846,6 +876,7 @@ func (s *Service) validateWrite(ctx context.Context, method, prefix, action, pri
 	if err != nil {
 		return nil, nil, err
 	}
+	v := lockedView{s: s, rs: rs}
 	if obj == nil {
 		if old == nil {
 			return nil, nil, notFound(method, prefix, "")
@@ -855,22 +886,22 @@ func (s *Service) validateWrite(ctx context.Context, method, prefix, action, pri
 		}
 		oldObj := s.decodeEntry(k, old)
 		if k.ValidateDelete != nil {
-			if err := k.ValidateDelete(lockedView{s}, oldObj); err != nil {
+			if err := k.ValidateDelete(v, oldObj); err != nil {
 				return nil, nil, asModelError(err, method, 409, prefix, old.key)
 			}
 		}
 		ch := &Change{Prefix: prefix, Action: ActionDelete, Key: old.key, Principal: principal, Old: oldObj}
 		for _, fn := range append(append([]BeforeFunc{}, s.before[prefix]...), s.before["*"]...) {
-			if err := fn(ctx, lockedView{s}, ch); err != nil {
+			if err := fn(ctx, v, ch); err != nil {
 				return nil, nil, asModelError(err, method, 409, prefix, old.key)
 			}
 		}
-		p = &prepared{k: k, action: ActionDelete, old: old, change: *ch}
+		p = &prepared{k: k, action: ActionDelete, old: old, change: *ch, reads: rs}
 	} else {
 		if old != nil && readOnly(old.fields) && !readOnlyAllowed(ctx) {
 			return nil, nil, readOnlyError(method, prefix, old)
 		}
-		p, err = s.prepareWrite(ctx, k, action, principal, old, obj)
+		p, err = s.prepareWrite(ctx, k, action, principal, old, obj, rs)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -999,8 +1030,9 @@ func (s *Service) Replace(ctx context.Context, principal, prefix, id string, obj
 
 // Update applies fn to a copy of the stored object and saves the result
 // (action "update"). fn runs under the writer turn and the read lock and
-// must not call the Service; after a store conflict it runs again on the
-// newer object.
+// must not call the Service; after a store conflict, or when the write is
+// validated again exclusively (see validateWrite), it runs again on the
+// then current object.
 func (s *Service) Update(ctx context.Context, principal, prefix, id string, fn func(obj models.Model) error) (models.Model, error) {
 	return s.write(ctx, "UPDATE", prefix, ActionUpdate, principal, func(k *Kind) (*entry, models.Model, error) {
 		old, ok := s.lookup(k, id)

@@ -38,8 +38,9 @@ func (s *Service) uniqueValues(k *Kind, e *entry) map[string]string {
 
 // txnFor turns a prepared change into a conditional store transaction: it
 // commits only if the object is still at the revision it was validated
-// against (absent for a create) and every unique value it newly claims is
-// still free in the store.
+// against (absent for a create), every other object its validation read
+// is too (see readSet), and every unique value it newly claims is still
+// free in the store.
 func (s *Service) txnFor(p *prepared) ([]store.Compare, []store.Op) {
 	k := p.k
 	key := p.change.Key
@@ -49,6 +50,8 @@ func (s *Service) txnFor(p *prepared) ([]store.Compare, []store.Op) {
 	}
 	note, _ := json.Marshal(changeNote{Prefix: k.Prefix, Key: key, Action: p.action, Principal: p.change.Principal})
 	cmps := []store.Compare{{Bucket: k.Prefix, Key: key, ModRevision: oldRev}}
+	// What validation read of other objects must not have changed either.
+	cmps = append(cmps, p.reads.compares(k.Prefix, key)...)
 	ops := []store.Op{{Bucket: noteBucket, Key: noteKey, Value: note}}
 	if p.new == nil {
 		ops = append(ops, store.Op{Bucket: k.Prefix, Key: key, Delete: true})
