@@ -3,7 +3,9 @@ package objects
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,5 +160,61 @@ func TestParamDefinitionChangeRacesParamWrite(t *testing.T) {
 				t.Fatalf("machine holds p=%v, which its definition rejects", v)
 			}
 		})
+	}
+}
+
+// TestProfileDeletesAndReferencesStayConsistent races, for each of many
+// profiles, its delete against a machine update adding it (no gate: any
+// interleaving the scheduler picks). However they interleave, no machine
+// ends up referring to a deleted profile.
+func TestProfileDeletesAndReferencesStayConsistent(t *testing.T) {
+	s := newTestService(t, Limits{})
+	ctx := t.Context()
+	const n = 24
+	machines := make([]string, n)
+	for i := range n {
+		name := fmt.Sprintf("p%02d", i)
+		if _, err := s.Create(ctx, "test", "profiles", &models.Profile{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.Create(ctx, "test", "machines", &models.Machine{Name: "m" + name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		machines[i] = m.Key()
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		name := fmt.Sprintf("p%02d", i)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, err := s.Delete(ctx, "test", "profiles", name)
+			if err != nil && !wantCode(err, 409, "is in use by machines/") {
+				t.Errorf("delete %s: %v", name, err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := s.Update(ctx, "test", "machines", machines[i], func(obj models.Model) error {
+				obj.(*models.Machine).Profiles = []string{name}
+				return nil
+			})
+			if err != nil && !wantCode(err, 422, "Profile "+name+" does not exist") {
+				t.Errorf("update m%s: %v", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, key := range machines {
+		m, err := s.Get(ctx, "machines", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range m.(*models.Machine).Profiles {
+			if _, err := s.Get(ctx, "profiles", p); err != nil {
+				t.Fatalf("machine %s refers to missing profile %s", key, p)
+			}
+		}
 	}
 }
