@@ -111,6 +111,8 @@ run_tests() {
 BENCHES=(
 	"./server/api BenchmarkHTTPS|BenchmarkInProcess|BenchmarkServiceGet|BenchmarkStoreRead|BenchmarkEventsPost"
 	"./server/events BenchmarkFanout -count=3"
+	"./server/store BenchmarkStoreWrite32"
+	"./server/objects BenchmarkObjects"
 	"./server/pluginhost/hostmodule BenchmarkPluginActions"
 	"./server/pluginhost/hostmodule BenchmarkPluginColdStart -benchtime=3x"
 	"./plugins/ipmi/internal/bulk BenchmarkPowerStatus100BMCs -benchtime=3x"

@@ -283,7 +283,9 @@ func (q *ListQuery) matches(k *Kind, e *entry) (bool, error) {
 	return true, nil
 }
 
-func sortEntries(k *Kind, ents []*entry, field string, reverse bool) {
+// entryLess is the list order: by the sort index (ties by key) or by key,
+// reversed on request. Keys are unique, so it is a total order.
+func entryLess(k *Kind, field string, reverse bool) func(a, b *entry) bool {
 	less := func(a, b *entry) bool { return a.key < b.key }
 	if field != "" && field != k.KeyField {
 		typ := k.Indexes[field].Type
@@ -300,10 +302,13 @@ func sortEntries(k *Kind, ents []*entry, field string, reverse bool) {
 			return c < 0
 		}
 	}
-	sort.SliceStable(ents, func(i, j int) bool {
-		if reverse {
-			return less(ents[j], ents[i])
-		}
-		return less(ents[i], ents[j])
-	})
+	if reverse {
+		return func(a, b *entry) bool { return less(b, a) }
+	}
+	return less
+}
+
+func sortEntries(k *Kind, ents []*entry, field string, reverse bool) {
+	less := entryLess(k, field, reverse)
+	sort.SliceStable(ents, func(i, j int) bool { return less(ents[i], ents[j]) })
 }

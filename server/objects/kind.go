@@ -111,9 +111,13 @@ type Change struct {
 }
 
 // BeforeFunc may inspect or modify c.New, or veto the change by returning
-// an error (a *models.Error keeps its Code; others become 422). It runs with
-// the service write lock held: read other objects through v, never through
-// the Service.
+// an error (a *models.Error keeps its Code; others become 422). It runs
+// with the writer turn and the service read lock held: read other objects
+// through v, never through the Service: what it reads through v is part
+// of the write's commit conditions (a List makes the write commit alone,
+// see Service.validateWrite). A write whose store commit conflicts with a
+// concurrent one, or that listed a kind, is validated again, so a
+// BeforeFunc may run more than once for one change.
 type BeforeFunc func(ctx context.Context, v View, c *Change) error
 
 // AfterFunc runs after a change is durable and its event is published, in
@@ -123,7 +127,10 @@ type BeforeFunc func(ctx context.Context, v View, c *Change) error
 type AfterFunc func(ctx context.Context, c Change)
 
 // View is a consistent read-only view of all objects, handed to hooks that
-// run inside a write.
+// run inside a write. In a write, Get and Param are cheap to keep
+// consistent (the commit compares what they returned), while List, or a
+// Get by <Index>:<value> that finds nothing, makes the write validate and
+// commit with no other write in flight: prefer Get when it will do.
 type View interface {
 	// Get returns a copy of the object with key or <Index>:<value> id.
 	Get(prefix, id string) (models.Model, bool)

@@ -33,6 +33,18 @@ func (s *Service) paramDefLocked(name string) (*models.Param, bool) {
 	return p, ok
 }
 
+// paramDefShared returns the cached param definition called name, which
+// the caller must only read (no copy: checked on every param of every
+// write and every param lookup).
+func (s *Service) paramDefShared(name string) (*models.Param, bool) {
+	e, ok := s.data["params"][name]
+	if !ok {
+		return nil, false
+	}
+	p, ok := e.obj.(*models.Param)
+	return p, ok
+}
+
 func (s *Service) isSecureLocked(name string) bool {
 	e, ok := s.data["params"][name]
 	if !ok {
@@ -60,7 +72,7 @@ func (e *ParamError) Error() string {
 // value does not conform.
 func (s *Service) ValidateParam(name string, value any) error {
 	s.mu.RLock()
-	def, ok := s.paramDefLocked(name)
+	def, ok := s.paramDefShared(name)
 	s.mu.RUnlock()
 	if !ok {
 		return nil
@@ -92,7 +104,7 @@ func (s *Service) checkParams(params, old map[string]any) error {
 		if !models.ParamNameRE.MatchString(name) {
 			return fmt.Errorf("Invalid param name %q", name)
 		}
-		def, ok := s.paramDefLocked(name)
+		def, ok := s.paramDefShared(name)
 		if !ok {
 			continue
 		}
@@ -140,6 +152,26 @@ type ParamOptions struct {
 	// more specific level's entries first. Values of different kinds, and
 	// secure params, are not composed: the most specific wins.
 	Compose bool
+}
+
+// copyValue deep-copies a decoded JSON value (maps and slices; scalars
+// are immutable), so a caller cannot change the cached object through it.
+func copyValue(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[k] = copyValue(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, x := range t {
+			out[i] = copyValue(x)
+		}
+		return out
+	}
+	return v
 }
 
 // composeValues merges lower (a less specific level's value) into higher.
@@ -198,7 +230,7 @@ func (s *Service) paramSources(obj models.Model, aggregate bool) []map[string]an
 			if !ok {
 				continue
 			}
-			p, ok := s.decodeEntry(profKind, e).(*models.Profile)
+			p, ok := e.obj.(*models.Profile) // read only: no copy
 			if !ok {
 				continue
 			}
@@ -222,7 +254,7 @@ func (s *Service) findForParams(method, prefix, id string) (*Kind, models.Model,
 	if !ok {
 		return nil, nil, notFound(method, prefix, id)
 	}
-	obj := s.decodeEntry(k, e)
+	obj := e.obj // read only: callers copy what they return
 	if _, ok := obj.(models.Paramer); !ok || k.NoParams {
 		return nil, nil, &models.Error{Model: prefix, Key: id, Type: method, Code: 404, Messages: []string{prefix + " do not have params"}}
 	}
@@ -248,6 +280,9 @@ func (s *Service) GetParams(ctx context.Context, prefix, id string, o ParamOptio
 			}
 			res[k] = v
 		}
+	}
+	for k, v := range res {
+		res[k] = copyValue(v) // the sources are the cache's own objects
 	}
 	if o.Decode {
 		if err := s.decodeParams(res); err != nil {
@@ -282,7 +317,7 @@ func (s *Service) GetParam(ctx context.Context, prefix, id, name string, o Param
 		}
 	}
 	if o.Defaults && (!found || compose) {
-		if def, ok := s.paramDefLocked(name); ok {
+		if def, ok := s.paramDefShared(name); ok {
 			if d, has := def.DefaultValue(); has {
 				if found {
 					// The default is the least specific level.
@@ -293,6 +328,7 @@ func (s *Service) GetParam(ctx context.Context, prefix, id, name string, o Param
 			}
 		}
 	}
+	val = copyValue(val) // the sources are the cache's own objects
 	if found && o.Decode {
 		m := map[string]any{name: val}
 		if err := s.decodeParams(m); err != nil {

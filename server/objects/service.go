@@ -39,7 +39,8 @@ type Options struct {
 }
 
 // entry is one cached object. Nothing in an entry is mutated after it is
-// built; readers get copies.
+// built; readers get copies, and internal read-only paths (param lookups,
+// token checks) use obj, decoded once, directly.
 type entry struct {
 	key    string
 	obj    models.Model   // stored form, never handed out
@@ -47,10 +48,23 @@ type entry struct {
 	view   []byte         // API JSON: hidden fields removed, secure params sealed
 	fields map[string]any // view decoded, for filters and sorting
 	etag   string
+	rev    int64       // store revision at which the object last changed
+	memo   *renderMemo // last slim/params rendering, filled on demand
 }
 
 // Service is the object store of provisiond. It keeps every object in
-// memory (write-through to the store) and is safe for concurrent use.
+// memory and is safe for concurrent use.
+//
+// Writes validate against the cache, then commit to the store with a
+// transaction conditional on the revisions they validated against (no
+// lock is held during the store write, so concurrent writes share an
+// fsync and reads never wait for one). The cache is fed only from the
+// store's watch stream, in revision order, which also publishes the
+// events; a writer answers once its revision is applied, so its caller
+// reads its own write. What validation read of other objects is part of
+// the transaction's conditions too (see readSet), and a write whose
+// validation listed a kind is validated and committed alone, so a
+// committed write was valid against everything committed before it.
 type Service struct {
 	st      store.Store
 	bus     *events.Bus
@@ -59,16 +73,26 @@ type Service struct {
 	log     *slog.Logger
 	limits  Limits
 
-	// writer admits one write at a time before it takes mu, so a write
-	// waiting behind others can give up when its context ends (a
-	// sync.Mutex cannot be waited for with a deadline).
+	// writer admits one validation at a time, so a write waiting behind
+	// others can give up when its context ends (a sync.Mutex cannot be
+	// waited for with a deadline). It is released before the store write.
 	writer chan struct{}
-	mu     sync.RWMutex
-	kinds  map[string]*Kind
-	data   map[string]map[string]*entry
-	uniq   map[string]map[string]map[string]string // prefix → field → value → key
-	before map[string][]BeforeFunc                 // prefix or "*"
-	after  map[string][]AfterFunc
+	// applied is the last store revision applied to the cache; ctl runs
+	// functions in the applier goroutine; pending holds entries local
+	// writers built, so the applier need not build them again; flight
+	// counts validated writes whose commit is not over, for exclusive
+	// writes to wait for (see validateWrite).
+	applied  appliedClock
+	flight   flights
+	ctl      chan func()
+	pending  sync.Map // pendingKey → *entry
+	loadedAt map[string]int64
+	mu       sync.RWMutex
+	kinds    map[string]*Kind
+	data     map[string]map[string]*entry
+	uniq     map[string]map[string]map[string]string // prefix → field → value → key
+	before   map[string][]BeforeFunc                 // prefix or "*"
+	after    map[string][]AfterFunc
 }
 
 // New returns a Service with no kinds; call Register for each.
@@ -82,14 +106,19 @@ func New(opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Service{
+	s := &Service{
 		st: opts.Store, bus: opts.Bus, keys: opts.Keys, schemas: opts.Schemas, log: opts.Logger,
 		limits: opts.Limits.withDefaults(),
 		writer: make(chan struct{}, 1),
-		kinds:  map[string]*Kind{}, data: map[string]map[string]*entry{},
+		ctl:    make(chan func()), loadedAt: map[string]int64{},
+		kinds: map[string]*Kind{}, data: map[string]map[string]*entry{},
 		uniq:   map[string]map[string]map[string]string{},
 		before: map[string][]BeforeFunc{}, after: map[string][]AfterFunc{},
-	}, nil
+	}
+	if err := s.startApplier(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Schemas returns the param schema validator the service uses.
@@ -97,62 +126,6 @@ func (s *Service) Schemas() *paramschema.Validator { return s.schemas }
 
 // Keys returns the secure param key keeper.
 func (s *Service) Keys() *secrets.Keeper { return s.keys }
-
-// Register adds a kind at any time (also while serving) and loads its
-// existing objects from the store. Registering a prefix twice is an error.
-func (s *Service) Register(ctx context.Context, k Kind) error {
-	if err := k.check(); err != nil {
-		return err
-	}
-	kc := k
-	idx := map[string]models.Index{}
-	for name, v := range k.Indexes {
-		idx[name] = v
-	}
-	ki := idx[k.KeyField]
-	ki.Unique = true
-	if ki.Type == "" {
-		ki.Type = "string"
-	}
-	idx[k.KeyField] = ki
-	kc.Indexes = idx
-	loaded := map[string]*entry{}
-	err := s.st.View(ctx, func(tx store.Tx) error {
-		return tx.ForEach(k.Prefix, func(key string, value []byte) error {
-			obj := kc.newObject()
-			if err := json.Unmarshal(value, obj); err != nil {
-				s.log.Error("skipping undecodable stored object", "prefix", k.Prefix, "key", key, "error", err)
-				return nil
-			}
-			obj.Fill()
-			e, err := s.makeEntry(&kc, obj)
-			if err != nil {
-				s.log.Error("skipping stored object", "prefix", k.Prefix, "key", key, "error", err)
-				return nil
-			}
-			loaded[e.key] = e
-			return nil
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("load %s: %w", k.Prefix, err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.kinds[k.Prefix]; ok {
-		return fmt.Errorf("object kind %s is already registered", k.Prefix)
-	}
-	s.kinds[k.Prefix] = &kc
-	s.data[k.Prefix] = loaded
-	s.uniq[k.Prefix] = map[string]map[string]string{}
-	for _, f := range kc.uniqueFields() {
-		s.uniq[k.Prefix][f] = map[string]string{}
-	}
-	for _, e := range loaded {
-		s.indexAdd(&kc, e)
-	}
-	return nil
-}
 
 // Unregister removes a kind from the API. Its stored objects stay in the
 // store and come back when the kind is registered again.
@@ -325,56 +298,22 @@ func (o RenderOptions) plain() bool { return !o.Decode && len(o.Slim) == 0 && le
 // GetRendered returns the API form of one object.
 func (s *Service) GetRendered(ctx context.Context, method, prefix, id string, ro RenderOptions) (Rendered, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	k, err := s.kindLocked(method, prefix)
 	if err != nil {
+		s.mu.RUnlock()
 		return Rendered{}, err
 	}
 	e, ok := s.lookup(k, id)
+	r := s.rendererLocked(k, ro)
+	s.mu.RUnlock()
 	if !ok {
 		return Rendered{}, notFound(method, prefix, id)
 	}
-	buf, err := s.render(k, e, ro)
+	buf, err := r.render(e)
 	if err != nil {
 		return Rendered{}, err
 	}
 	return Rendered{Key: e.key, JSON: buf, ETag: e.etag}, nil
-}
-
-func (s *Service) render(k *Kind, e *entry, ro RenderOptions) ([]byte, error) {
-	if ro.plain() {
-		return e.view, nil
-	}
-	m := map[string]any{}
-	if err := json.Unmarshal(e.view, &m); err != nil {
-		return nil, fmt.Errorf("render %s/%s: %w", k.Prefix, e.key, err)
-	}
-	if p, ok := m["Params"].(map[string]any); ok {
-		if len(ro.Params) > 0 {
-			keep := map[string]any{}
-			for _, n := range ro.Params {
-				if v, ok := p[n]; ok {
-					keep[n] = v
-				}
-			}
-			p = keep
-			m["Params"] = p
-		}
-		if ro.Decode {
-			if err := s.decodeParams(p); err != nil {
-				return nil, &models.Error{Model: k.Prefix, Key: e.key, Type: "GET", Code: 500, Messages: []string{err.Error()}}
-			}
-		}
-	}
-	if len(ro.Slim) > 0 {
-		for _, f := range ro.Slim {
-			if _, ok := m[f]; ok && f != k.KeyField {
-				delete(m, f)
-			}
-		}
-		m["Partial"] = true
-	}
-	return json.Marshal(m)
 }
 
 // decodeParams opens every sealed value in p whose definition is Secure.
@@ -403,21 +342,25 @@ type ListResult struct {
 	Matched int
 }
 
-// List returns the rendered objects matching q.
+// List returns the rendered objects matching q. The page is selected under
+// the read lock; rendering (slim, params, decode) happens after it is
+// released, on the immutable entries.
 func (s *Service) List(ctx context.Context, prefix string, q ListQuery, ro RenderOptions) (ListResult, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	k, err := s.kindLocked("GET", prefix)
 	if err != nil {
+		s.mu.RUnlock()
 		return ListResult{}, err
 	}
 	ents, total, matched, err := s.selectLocked(ctx, k, q)
+	r := s.rendererLocked(k, ro)
+	s.mu.RUnlock()
 	if err != nil {
 		return ListResult{}, err
 	}
 	res := ListResult{Total: total, Matched: matched, Items: make([]Rendered, 0, len(ents))}
 	for _, e := range ents {
-		buf, err := s.render(k, e, ro)
+		buf, err := r.render(e)
 		if err != nil {
 			return ListResult{}, err
 		}
@@ -445,77 +388,13 @@ func (s *Service) ListObjects(ctx context.Context, prefix string, q ListQuery) (
 	return out, nil
 }
 
-func (s *Service) selectLocked(ctx context.Context, k *Kind, q ListQuery) ([]*entry, int, int, error) {
-	objs := s.data[k.Prefix]
-	sel := make([]*entry, 0, len(objs))
-	for _, e := range objs {
-		ok, err := q.matches(k, e)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		if ok {
-			sel = append(sel, e)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, 0, 0, err
-	}
-	sortEntries(k, sel, q.Sort, q.Reverse)
-	matched := len(sel)
-	if q.Offset > 0 {
-		if q.Offset >= len(sel) {
-			sel = sel[:0]
-		} else {
-			sel = sel[q.Offset:]
-		}
-	}
-	if q.Limit >= 0 && q.Limit < len(sel) {
-		sel = sel[:q.Limit]
-	}
-	return sel, len(objs), matched, nil
-}
-
 // --- writing ---
-
-// lockedView implements View for hooks running under the write lock.
-type lockedView struct{ s *Service }
-
-func (v lockedView) Get(prefix, id string) (models.Model, bool) {
-	k, ok := v.s.kinds[prefix]
-	if !ok {
-		return nil, false
-	}
-	e, ok := v.s.lookup(k, id)
-	if !ok {
-		return nil, false
-	}
-	return v.s.decodeEntry(k, e), true
-}
-
-func (v lockedView) List(prefix string) []models.Model {
-	k, ok := v.s.kinds[prefix]
-	if !ok {
-		return nil
-	}
-	ents := make([]*entry, 0, len(v.s.data[prefix]))
-	for _, e := range v.s.data[prefix] {
-		ents = append(ents, e)
-	}
-	sortEntries(k, ents, "", false)
-	out := make([]models.Model, 0, len(ents))
-	for _, e := range ents {
-		out = append(out, v.s.decodeEntry(k, e))
-	}
-	return out
-}
-
-func (v lockedView) Param(name string) (*models.Param, bool) { return v.s.paramDefLocked(name) }
 
 // View runs fn with a consistent read-only view of all objects.
 func (s *Service) View(fn func(v View)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	fn(lockedView{s})
+	fn(lockedView{s: s})
 }
 
 func (s *Service) makeEntry(k *Kind, obj models.Model) (*entry, error) {
@@ -523,6 +402,16 @@ func (s *Service) makeEntry(k *Kind, obj models.Model) (*entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", k.Prefix, err)
 	}
+	// The cached object is decoded from the stored bytes, as every read
+	// would see it (a writer's object may hold Go values such as an int
+	// param that the stored form has as a JSON number). Internal reads
+	// (param lookups) use it without decoding again.
+	stored := k.newObject()
+	if err := json.Unmarshal(raw, stored); err != nil {
+		return nil, fmt.Errorf("copy %s: %w", k.Prefix, err)
+	}
+	stored.Fill()
+	obj = stored
 	view := raw
 	if k.Sanitize != nil {
 		c := k.newObject()
@@ -540,7 +429,7 @@ func (s *Service) makeEntry(k *Kind, obj models.Model) (*entry, error) {
 		return nil, fmt.Errorf("decode %s: %w", k.Prefix, err)
 	}
 	sum := sha256.Sum256(view)
-	return &entry{key: obj.Key(), obj: obj, raw: raw, view: view, fields: fields,
+	return &entry{key: obj.Key(), obj: obj, raw: raw, view: view, fields: fields, memo: &renderMemo{},
 		etag: `"` + hex.EncodeToString(sum[:16]) + `"`}, nil
 }
 
@@ -665,11 +554,14 @@ type prepared struct {
 	old    *entry
 	new    *entry
 	change Change
+	// reads is what validation read of other objects.
+	reads *readSet
 }
 
 // prepareWrite runs the write pipeline on obj (a fresh object the caller
-// owns) against old (nil on create). Caller holds the write lock.
-func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal string, old *entry, obj models.Model) (*prepared, error) {
+// owns) against old (nil on create). Caller holds the writer turn and the read lock.
+// Reads of other objects are recorded in rs.
+func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal string, old *entry, obj models.Model, rs *readSet) (*prepared, error) {
 	typ := typeFor(action)
 	if r, ok := obj.(*models.RawModel); ok {
 		if *r == nil {
@@ -678,7 +570,7 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 		(*r)["Type"] = k.Prefix
 	}
 	obj.Fill()
-	v := lockedView{s}
+	v := lockedView{s: s, rs: rs}
 	var oldObj models.Model
 	if old != nil {
 		oldObj = s.decodeEntry(k, old)
@@ -737,6 +629,9 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 		if err := s.checkParams(params, oldParams); err != nil {
 			return nil, validationError(k.Prefix, errKey(), err)
 		}
+		for name := range params {
+			s.recordParamDef(rs, name) // its definition (or none) validated it
+		}
 		pm.SetParams(params)
 	}
 	if k.Validate != nil {
@@ -780,48 +675,31 @@ func (s *Service) prepareWrite(ctx context.Context, k *Kind, action, principal s
 		// Nothing changed: still a successful update, no write needed.
 		e = old
 	}
-	return &prepared{k: k, action: action, old: old, new: e, change: *ch}, nil
+	return &prepared{k: k, action: action, old: old, new: e, change: *ch, reads: rs}, nil
 }
 
-// commit persists p, updates the cache and publishes the event. Caller holds
-// the write lock. It returns the after hooks to run once unlocked.
-func (s *Service) commit(ctx context.Context, p *prepared) ([]AfterFunc, error) {
-	k := p.k
-	if p.new != p.old || p.new == nil {
-		err := s.st.Update(ctx, func(tx store.Tx) error {
-			if p.new == nil {
-				return tx.Delete(k.Prefix, p.old.key)
-			}
-			return tx.Put(k.Prefix, p.new.key, p.new.raw)
-		})
-		if err != nil {
-			key := p.change.Key
-			return nil, &models.Error{Model: k.Prefix, Key: key, Type: typeFor(p.action), Code: 507,
-				Messages: []string{fmt.Sprintf("store: %v", err)}}
+// commitTxn writes p to the store, conditional on what it was validated
+// against. A conflict is returned as is (wrapping store.ErrConflict);
+// other failures are a 507.
+func (s *Service) commitTxn(ctx context.Context, p *prepared) (int64, error) {
+	cmps, ops := s.txnFor(p)
+	var pk string
+	if p.new != nil {
+		pk = pendingKey(p.k.Prefix, p.new.key)
+		s.pending.Store(pk, p.new)
+	}
+	rev, err := s.st.Txn(ctx, cmps, ops)
+	if err != nil {
+		if p.new != nil {
+			s.pending.CompareAndDelete(pk, p.new)
 		}
-	}
-	if p.old != nil {
-		s.indexRemove(k, p.old)
-	}
-	if p.new == nil {
-		delete(s.data[k.Prefix], p.old.key)
-	} else {
-		s.data[k.Prefix][p.new.key] = p.new
-		s.indexAdd(k, p.new)
-	}
-	ev := models.Event{Time: time.Now().UTC(), Type: k.Prefix, Action: p.action, Key: p.change.Key, Principal: p.change.Principal}
-	switch {
-	case p.new == nil:
-		ev.Object = json.RawMessage(p.old.view)
-	default:
-		ev.Object = json.RawMessage(p.new.view)
-		if p.old != nil {
-			ev.Original = json.RawMessage(p.old.view)
+		if errors.Is(err, store.ErrConflict) {
+			return 0, err
 		}
+		return 0, &models.Error{Model: p.k.Prefix, Key: p.change.Key, Type: typeFor(p.action), Code: 507,
+			Messages: []string{fmt.Sprintf("store: %v", err)}}
 	}
-	s.bus.Publish(ev)
-	hooks := append(append([]AfterFunc{}, s.after[k.Prefix]...), s.after["*"]...)
-	return hooks, nil
+	return rev, nil
 }
 
 func (s *Service) runAfter(ctx context.Context, hooks []AfterFunc, p *prepared) {
@@ -849,86 +727,187 @@ func (s *Service) runAfter(ctx context.Context, hooks []AfterFunc, p *prepared) 
 	}
 }
 
-// write is the shared tail of every mutation: fn, under the write lock,
-// picks the kind, the old entry and the new object; write validates, commits,
-// publishes and runs hooks, and returns a copy of the result.
+// maxWriteAttempts bounds how often one write is validated again because
+// a concurrent write changed what it was validated against. From the
+// second attempt on the write keeps the writer turn until it is applied,
+// so only writes validated before it can still win, and it cannot starve.
+const maxWriteAttempts = 1000
+
+// write is the shared tail of every mutation: fn, under the read lock and
+// the writer turn, picks the kind, the old entry and the new object; write
+// validates, commits conditionally (validating again after a conflict),
+// waits until the cache has applied the commit (which publishes the event),
+// runs the after hooks and returns a copy of the result.
 func (s *Service) write(ctx context.Context, method, prefix, action, principal string,
 	fn func(k *Kind) (old *entry, obj models.Model, err error)) (models.Model, error) {
-	if err := s.acquireWriter(ctx, method, prefix); err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		hold := attempt > 1
+		res, err := s.writeOnce(ctx, method, prefix, action, principal, fn, hold)
+		if !errors.Is(err, store.ErrConflict) {
+			return res, err
+		}
+		if attempt >= maxWriteAttempts {
+			return nil, &models.Error{Model: prefix, Type: method, Code: 409,
+				Messages: []string{fmt.Sprintf("the object kept changing during this write (%d attempts); nothing was changed, retry", attempt)}}
+		}
+		// Validate again once the cache holds the write that won.
+		if err := s.applied.wait(ctx, s.st.Revision()); err != nil {
+			return nil, &models.Error{Model: prefix, Type: method, Code: 503, Messages: []string{err.Error()}}
+		}
 	}
-	s.mu.Lock()
-	// Both are released before the after hooks run (they may write), and
-	// also when a hook or validator panics, so one bad request cannot
-	// block every later write.
-	held := true
-	unlock := func() {
-		held = false
-		s.mu.Unlock()
-		s.releaseWriter()
+}
+
+// writeOnce is one attempt of write. With hold it keeps the writer turn
+// until its commit is applied; so does an exclusive write (see
+// validateWrite). A store conflict is returned as is.
+func (s *Service) writeOnce(ctx context.Context, method, prefix, action, principal string,
+	fn func(k *Kind) (old *entry, obj models.Model, err error), hold bool) (models.Model, error) {
+	p, hooks, held, err := s.validateWrite(ctx, method, prefix, action, principal, fn, hold)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		if held {
-			unlock()
+			s.releaseWriter()
 		}
 	}()
-	k, err := s.kindLocked(method, prefix)
-	if err != nil {
-		unlock()
-		return nil, err
+	if p.new != nil && p.new == p.old {
+		// Nothing changed: a successful update without a store write.
+		s.flight.done()
+		note := changeNote{Prefix: p.k.Prefix, Key: p.old.key, Action: p.action, Principal: principal}
+		s.bus.Publish(changeEvent(time.Now().UTC(), appliedChange{k: p.k, key: p.old.key, old: p.old, new: p.new}, note))
+		if held {
+			held = false
+			s.releaseWriter()
+		}
+		s.runAfter(ctx, hooks, p)
+		return s.decodeEntry(p.k, p.new), nil
 	}
-	old, obj, err := fn(k)
-	if err != nil {
-		unlock()
-		return nil, err
-	}
-	var p *prepared
-	if obj == nil {
-		if old == nil {
-			unlock()
-			return nil, notFound(method, prefix, "")
-		}
-		if !readOnlyAllowed(ctx) && readOnly(old.fields) {
-			unlock()
-			return nil, readOnlyError(method, prefix, old)
-		}
-		oldObj := s.decodeEntry(k, old)
-		if k.ValidateDelete != nil {
-			if err := k.ValidateDelete(lockedView{s}, oldObj); err != nil {
-				unlock()
-				return nil, asModelError(err, method, 409, prefix, old.key)
-			}
-		}
-		ch := &Change{Prefix: prefix, Action: ActionDelete, Key: old.key, Principal: principal, Old: oldObj}
-		for _, fn := range append(append([]BeforeFunc{}, s.before[prefix]...), s.before["*"]...) {
-			if err := fn(ctx, lockedView{s}, ch); err != nil {
-				unlock()
-				return nil, asModelError(err, method, 409, prefix, old.key)
-			}
-		}
-		p = &prepared{k: k, action: ActionDelete, old: old, change: *ch}
-	} else {
-		if old != nil && readOnly(old.fields) && !readOnlyAllowed(ctx) {
-			unlock()
-			return nil, readOnlyError(method, prefix, old)
-		}
-		p, err = s.prepareWrite(ctx, k, action, principal, old, obj)
-		if err != nil {
-			unlock()
-			return nil, err
-		}
-	}
-	hooks, err := s.commit(ctx, p)
-	unlock()
+	rev, err := func() (int64, error) {
+		defer s.flight.done()
+		return s.commitTxn(ctx, p)
+	}()
 	if err != nil {
 		return nil, err
+	}
+	if err := s.applied.wait(ctx, rev); err != nil && ctx.Err() == nil {
+		// Durable, but the cache stopped: the store is closing.
+		return nil, &models.Error{Model: prefix, Key: p.change.Key, Type: method, Code: 503, Messages: []string{err.Error()}}
+	}
+	if held {
+		held = false
+		s.releaseWriter() // before the after hooks: they may write
 	}
 	s.runAfter(ctx, hooks, p)
 	res := p.new
 	if res == nil {
 		res = p.old
 	}
-	return s.decodeEntry(k, res), nil
+	return s.decodeEntry(p.k, res), nil
+}
+
+// validateWrite runs fn and the validation pipeline under the writer turn
+// and the read lock (readers are never blocked by it), and returns the
+// prepared change, counted in s.flight (the caller ends it with
+// s.flight.done once its commit is over), and the after hooks to run.
+//
+// What validation reads of other objects is recorded (see readSet). When
+// it includes a read the store cannot compare (a list, e.g. a profile
+// delete looking for machines that use the profile), the write is
+// exclusive: keeping the turn, it waits until every write validated
+// before it has finished its commit and the cache has applied it, then
+// validates again, and the caller keeps the turn until its own commit is
+// applied. No other write validates or commits in between, as when one
+// lock covered validation and commit.
+//
+// held reports that the caller holds the writer turn and must release it:
+// with hold or for an exclusive write, after a successful validation.
+func (s *Service) validateWrite(ctx context.Context, method, prefix, action, principal string,
+	fn func(k *Kind) (old *entry, obj models.Model, err error), hold bool) (p *prepared, hooks []AfterFunc, held bool, err error) {
+	if err := s.acquireWriter(ctx, method, prefix); err != nil {
+		return nil, nil, false, err
+	}
+	// Released also when a hook or validator panics, so one bad request
+	// cannot block every later write.
+	defer func() {
+		if p == nil {
+			s.releaseWriter()
+			return
+		}
+		s.flight.add() // under the turn: an exclusive write waits for it
+		held = hold
+		if !held {
+			s.releaseWriter()
+		}
+	}()
+	exclusive := false
+	for {
+		rs := &readSet{}
+		p, hooks, err = s.validateLocked(ctx, method, prefix, action, principal, fn, rs)
+		if err != nil || !rs.exclusive || exclusive {
+			if err != nil {
+				p = nil
+			}
+			return p, hooks, held, err
+		}
+		// Validate again once nothing validated before is in flight.
+		p, hooks, exclusive, hold = nil, nil, true, true
+		if err := s.flight.wait(ctx); err != nil {
+			return nil, nil, false, &models.Error{Model: prefix, Type: method, Code: 503,
+				Messages: []string{"gave up waiting for other writes to finish: " + err.Error() + "; nothing was changed, retry"}}
+		}
+		if err := s.applied.wait(ctx, s.st.Revision()); err != nil {
+			return nil, nil, false, &models.Error{Model: prefix, Type: method, Code: 503, Messages: []string{err.Error()}}
+		}
+	}
+}
+
+// validateLocked is one validation of validateWrite, under the read lock;
+// rs records its reads of other objects. Caller holds the writer turn.
+func (s *Service) validateLocked(ctx context.Context, method, prefix, action, principal string,
+	fn func(k *Kind) (old *entry, obj models.Model, err error), rs *readSet) (p *prepared, hooks []AfterFunc, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, err := s.kindLocked(method, prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	old, obj, err := fn(k)
+	if err != nil {
+		return nil, nil, err
+	}
+	v := lockedView{s: s, rs: rs}
+	if obj == nil {
+		if old == nil {
+			return nil, nil, notFound(method, prefix, "")
+		}
+		if !readOnlyAllowed(ctx) && readOnly(old.fields) {
+			return nil, nil, readOnlyError(method, prefix, old)
+		}
+		oldObj := s.decodeEntry(k, old)
+		if k.ValidateDelete != nil {
+			if err := k.ValidateDelete(v, oldObj); err != nil {
+				return nil, nil, asModelError(err, method, 409, prefix, old.key)
+			}
+		}
+		ch := &Change{Prefix: prefix, Action: ActionDelete, Key: old.key, Principal: principal, Old: oldObj}
+		for _, fn := range append(append([]BeforeFunc{}, s.before[prefix]...), s.before["*"]...) {
+			if err := fn(ctx, v, ch); err != nil {
+				return nil, nil, asModelError(err, method, 409, prefix, old.key)
+			}
+		}
+		p = &prepared{k: k, action: ActionDelete, old: old, change: *ch, reads: rs}
+	} else {
+		if old != nil && readOnly(old.fields) && !readOnlyAllowed(ctx) {
+			return nil, nil, readOnlyError(method, prefix, old)
+		}
+		p, err = s.prepareWrite(ctx, k, action, principal, old, obj, rs)
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	hooks = append(append([]AfterFunc{}, s.after[k.Prefix]...), s.after["*"]...)
+	return p, hooks, nil
 }
 
 // acquireWriter waits for the turn to write, at most until ctx ends
@@ -1017,7 +996,9 @@ func (s *Service) ReadOnlyObjects(match func(bundle string) bool) []ObjectRef {
 // Create stores a new object. obj must be of the kind's type (e.g.
 // *models.Machine); the service owns it afterwards.
 func (s *Service) Create(ctx context.Context, principal, prefix string, obj models.Model) (models.Model, error) {
+	next := attempts(obj)
 	return s.write(ctx, "CREATE", prefix, ActionCreate, principal, func(k *Kind) (*entry, models.Model, error) {
+		obj := next(k)
 		if reflect.TypeOf(obj) != reflect.TypeOf(k.newObject()) {
 			return nil, nil, &models.Error{Model: prefix, Type: "CREATE", Code: 400,
 				Messages: []string{fmt.Sprintf("object of type %T cannot be stored in %s", obj, prefix)}}
@@ -1029,7 +1010,9 @@ func (s *Service) Create(ctx context.Context, principal, prefix string, obj mode
 // Replace replaces the object with key or <Index>:<value> id by obj (PUT).
 // An empty key in obj takes the stored object's key.
 func (s *Service) Replace(ctx context.Context, principal, prefix, id string, obj models.Model) (models.Model, error) {
+	next := attempts(obj)
 	return s.write(ctx, "PUT", prefix, ActionUpdate, principal, func(k *Kind) (*entry, models.Model, error) {
+		obj := next(k)
 		old, ok := s.lookup(k, id)
 		if !ok {
 			return nil, nil, notFound("PUT", prefix, id)
@@ -1046,8 +1029,10 @@ func (s *Service) Replace(ctx context.Context, principal, prefix, id string, obj
 }
 
 // Update applies fn to a copy of the stored object and saves the result
-// (action "update"). fn runs under the write lock and must not call the
-// Service.
+// (action "update"). fn runs under the writer turn and the read lock and
+// must not call the Service; after a store conflict, or when the write is
+// validated again exclusively (see validateWrite), it runs again on the
+// then current object.
 func (s *Service) Update(ctx context.Context, principal, prefix, id string, fn func(obj models.Model) error) (models.Model, error) {
 	return s.write(ctx, "UPDATE", prefix, ActionUpdate, principal, func(k *Kind) (*entry, models.Model, error) {
 		old, ok := s.lookup(k, id)
@@ -1065,7 +1050,9 @@ func (s *Service) Update(ctx context.Context, principal, prefix, id string, fn f
 // Save creates or replaces obj (action "save"). It is meant for
 // subsystems that own objects, e.g. the plugin host writing a provider.
 func (s *Service) Save(ctx context.Context, principal, prefix string, obj models.Model) (models.Model, error) {
+	next := attempts(obj)
 	return s.write(ctx, "SAVE", prefix, ActionSave, principal, func(k *Kind) (*entry, models.Model, error) {
+		obj := next(k)
 		if reflect.TypeOf(obj) != reflect.TypeOf(k.newObject()) {
 			return nil, nil, &models.Error{Model: prefix, Type: "SAVE", Code: 400,
 				Messages: []string{fmt.Sprintf("object of type %T cannot be stored in %s", obj, prefix)}}
@@ -1084,6 +1071,29 @@ func (s *Service) Delete(ctx context.Context, principal, prefix, id string) (mod
 		}
 		return old, nil, nil
 	})
+}
+
+// attempts returns, for each attempt of a write of obj, the object to
+// validate: obj itself first, then fresh copies of obj as the caller sent
+// it, because validation fills and changes the object it is given (a
+// generated key, sealed params).
+func attempts(obj models.Model) func(k *Kind) models.Model {
+	if obj == nil || reflect.TypeOf(obj).Kind() != reflect.Pointer {
+		return func(*Kind) models.Model { return obj }
+	}
+	sent, err := json.Marshal(obj)
+	first := true
+	return func(k *Kind) models.Model {
+		if first || err != nil {
+			first = false
+			return obj
+		}
+		c := reflect.New(reflect.TypeOf(obj).Elem()).Interface().(models.Model)
+		if json.Unmarshal(sent, c) != nil {
+			return obj
+		}
+		return c
+	}
 }
 
 const uuidZero = "00000000-0000-0000-0000-000000000000"
@@ -1116,5 +1126,5 @@ func (s *Service) Render(prefix string, obj models.Model, ro RenderOptions) ([]b
 	if err != nil {
 		return nil, err
 	}
-	return s.render(k, e, ro)
+	return s.rendererLocked(k, ro).render(e)
 }
