@@ -88,8 +88,11 @@ func show(v float64, unit string, ok bool) string {
 	if math.Abs(v) >= 1e6 {
 		return fmt.Sprintf("%.3gM %s", v/1e6, unit)
 	}
-	if math.Abs(v) >= 1e5 {
+	if math.Abs(v) >= 1e4 {
 		return fmt.Sprintf("%.3gk %s", v/1e3, unit)
+	}
+	if math.Abs(v) >= 1e3 {
+		return fmt.Sprintf("%.0f %s", v, unit)
 	}
 	return fmt.Sprintf("%.3g %s", v, unit)
 }
