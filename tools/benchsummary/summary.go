@@ -55,9 +55,18 @@ func summarise(w io.Writer, figs []figure, r results) error {
 			verdict = "MISSED"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", f.Name, show(floor, f.Floor.Unit, true), show(ours, f.Ours.Unit, true),
-			fmt.Sprintf("%.3g×", ratio), goal(f), verdict)
+			ratioText(ratio), goal(f), verdict)
 	}
 	return tw.Flush()
+}
+
+// ratioText prints a ratio with three significant digits, without
+// e-notation for large ones.
+func ratioText(r float64) string {
+	if r >= 1000 {
+		return fmt.Sprintf("%.0f×", r)
+	}
+	return fmt.Sprintf("%.3g×", r)
 }
 
 func goal(f figure) string {
