@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -14,8 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/provisionhq/provision/models"
-	"github.com/provisionhq/provision/server/events"
-	"github.com/provisionhq/provision/server/secrets"
 	"github.com/provisionhq/provision/server/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -61,20 +57,8 @@ func benchService(b *testing.B, n int) (*Service, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	keys, err := secrets.LoadOrCreate(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := New(Options{Store: st, Bus: events.NewBus(events.Options{Logger: log}), Keys: keys, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, k := range []Kind{ProfilesKind(), ParamsKind(s), MachinesKind()} {
-		if err := s.Register(context.Background(), k); err != nil {
-			b.Fatal(err)
-		}
-	}
+	s, _ := quietService(b, dir, st, Limits{})
+	registerKinds(b, s, standardKinds(s)...)
 	return s, fmt.Sprintf("m%06d", n/2)
 }
 

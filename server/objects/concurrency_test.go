@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/provisionhq/provision/models"
 	"github.com/provisionhq/provision/server/events"
-	"github.com/provisionhq/provision/server/secrets"
 	"github.com/provisionhq/provision/server/store"
 )
 
@@ -49,21 +46,8 @@ func newGatedService(t *testing.T) (*Service, *gatedStore, *events.Bus) {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	g := &gatedStore{Store: st, bucket: "machines", entered: make(chan struct{}, 16), gate: make(chan struct{})}
-	keys, err := secrets.LoadOrCreate(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bus := events.NewBus(events.Options{Logger: log})
-	s, err := New(Options{Store: g, Bus: bus, Keys: keys, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []Kind{ProfilesKind(), ParamsKind(s), MachinesKind()} {
-		if err := s.Register(t.Context(), k); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, bus := quietService(t, dir, g, Limits{})
+	registerKinds(t, s, standardKinds(s)...)
 	return s, g, bus
 }
 
@@ -208,18 +192,8 @@ func TestLegacyObjectsReserveTheirNames(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := secrets.LoadOrCreate(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := New(Options{Store: st, Bus: events.NewBus(events.Options{Logger: log}), Keys: keys, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Register(ctx, MachinesKind()); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := quietService(t, dir, st, Limits{})
+	registerKinds(t, s, MachinesKind())
 	var owner string
 	_ = st.View(ctx, func(tx store.Tx) error {
 		v, _ := tx.Get(indexBucket, indexKey("machines", "Name", "old-one"))
@@ -245,18 +219,8 @@ func TestCacheReloadsAfterFallingBehind(t *testing.T) {
 	}
 	defer st.Close()
 	ctx := t.Context()
-	keys, err := secrets.LoadOrCreate(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := New(Options{Store: st, Bus: events.NewBus(events.Options{Logger: log}), Keys: keys, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Register(ctx, ProfilesKind()); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := quietService(t, dir, st, Limits{})
+	registerKinds(t, s, ProfilesKind())
 	// Hold the applier while 60 profiles are written straight to the store
 	// (more than the log keeps plus what the watch channel buffers).
 	held, release := make(chan struct{}), make(chan struct{})

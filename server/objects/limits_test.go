@@ -28,21 +28,40 @@ func newTestService(t testing.TB, lim Limits) *Service {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	s, _ := quietService(t, dir, st, lim)
+	registerKinds(t, s, standardKinds(s)...)
+	return s
+}
+
+// quietService builds a Service over st, with secure-param keys in dir, a
+// logger that discards and its own bus (returned for tests that watch it).
+// It registers no kinds.
+func quietService(t testing.TB, dir string, st store.Store, lim Limits) (*Service, *events.Bus) {
+	t.Helper()
 	keys, err := secrets.LoadOrCreate(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := New(Options{Store: st, Bus: events.NewBus(events.Options{Logger: log}), Keys: keys, Logger: log, Limits: lim})
+	bus := events.NewBus(events.Options{Logger: log})
+	s, err := New(Options{Store: st, Bus: bus, Keys: keys, Logger: log, Limits: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []Kind{ProfilesKind(), ParamsKind(s), MachinesKind()} {
+	return s, bus
+}
+
+// standardKinds are the profiles, params and machines kinds of s.
+func standardKinds(s *Service) []Kind { return []Kind{ProfilesKind(), ParamsKind(s), MachinesKind()} }
+
+// registerKinds registers kinds on s.
+func registerKinds(t testing.TB, s *Service, kinds ...Kind) {
+	t.Helper()
+	for _, k := range kinds {
 		if err := s.Register(t.Context(), k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return s
 }
 
 // copyDoublingPatch is the finding of issue #9: copy ops from "" (the
